@@ -1,0 +1,152 @@
+//! API errors and their one mapping to SparkPost's error body:
+//! `{"errors":[{"message","code","description"}]}` with the contract's HTTP status.
+//!
+//! Internal error chains are logged, never shown to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use sluice_core::StoreError;
+
+/// An error answered to an API client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Map<String, Value>,
+}
+
+impl ApiError {
+    /// An error with SparkPost's `message`, numeric `code` and a `description`.
+    pub fn new(
+        status: StatusCode,
+        message: &str,
+        code: &str,
+        description: impl Into<String>,
+    ) -> ApiError {
+        let mut body = Map::new();
+        body.insert("message".into(), message.into());
+        if !code.is_empty() {
+            body.insert("code".into(), code.into());
+        }
+        let description = description.into();
+        if !description.is_empty() {
+            body.insert("description".into(), description.into());
+        }
+        ApiError { status, body }
+    }
+
+    /// 401 with the contract's fixed body.
+    pub fn unauthorized() -> ApiError {
+        let mut body = Map::new();
+        body.insert("message".into(), "Unauthorized".into());
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            body,
+        }
+    }
+
+    /// 403: the key lacks the grant.
+    pub fn forbidden(grant: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "",
+            format!("this API key lacks the {grant} grant"),
+        )
+    }
+
+    /// 422 `1400`: a required field is missing.
+    pub fn missing(description: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required field is missing",
+            "1400",
+            description,
+        )
+    }
+
+    /// 422 `1300`: a field has the wrong form.
+    pub fn invalid(description: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid data format/type",
+            "1300",
+            description,
+        )
+    }
+
+    /// 400 `1200`: the body is not what the endpoint takes.
+    pub fn bad_request(description: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid params",
+            "1200",
+            description,
+        )
+    }
+
+    /// 404 `1600`.
+    pub fn not_found(description: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "resource not found",
+            "1600",
+            description,
+        )
+    }
+
+    /// 413: over a size limit, naming it.
+    pub fn too_large(description: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request is too large",
+            "",
+            description,
+        )
+    }
+
+    /// Adds a field to the error object (`part`, `line`, `response`).
+    pub fn with(mut self, key: &str, value: Value) -> ApiError {
+        self.body.insert(key.into(), value);
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The error object, for lists such as `rcpt_to_errors`.
+    pub fn into_object(self) -> Value {
+        Value::Object(self.body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        tracing::error!(error = %error, "request failed on the spool");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service unavailable",
+            "",
+            "the spool cannot accept writes right now; nothing was accepted",
+        )
+    }
+}
+
+impl From<sled::Error> for ApiError {
+    fn from(error: sled::Error) -> ApiError {
+        ApiError::from(StoreError::Storage(error))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "errors": [Value::Object(self.body)] })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,499 @@
+//! `POST /api/v1/transmissions`: validate the request, generate one message per recipient,
+//! and answer only once every accepted message is durable in the spool.
+
+mod address;
+mod generate;
+mod request;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sluice_core::clock::{now_ms, parse_rfc3339_ms};
+use sluice_core::event::MessageFacts;
+use sluice_core::{Event, EventKind, MessageId};
+use sluice_queue::{NewMessage, QueuedMessage};
+use sluice_template::Context;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use address::{parse_mailbox, Address};
+use generate::{build_mime, builtins, Addressing, InlineContent, Prepared};
+use request::{Content, Options, Recipient, TransmissionRequest};
+
+/// Longest a scheduled send may wait, as SparkPost allows: three days.
+const MAX_SCHEDULE_AHEAD_MS: u64 = 3 * 24 * 3600 * 1000;
+/// Size limits from the contract, in bytes.
+const MAX_METADATA: usize = 10 * 1024;
+const MAX_SUBSTITUTION_DATA: usize = 100 * 1024;
+const MAX_CONTENT: usize = 20 * 1000 * 1000;
+
+/// Query parameters of the create call.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateQuery {
+    /// Caps the length of `rcpt_to_errors` in the answer.
+    num_rcpt_errors: Option<usize>,
+}
+
+/// What holds for every message of one transmission.
+struct Transmission {
+    id: String,
+    campaign_id: String,
+    metadata: Map<String, Value>,
+    substitution_data: Map<String, Value>,
+    return_path: Option<String>,
+    options: Options,
+    pool: String,
+    due_ms: u64,
+    scheduled: bool,
+    prepared: Prepared,
+}
+
+/// Creates a transmission.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<CreateQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("transmissions/modify")?;
+    state.store.check()?;
+    let request: TransmissionRequest = parse_body(&body)?;
+    let recipients = recipients(&request, state.config.max_recipients)?;
+    let transmission = prepare(&state, request)?;
+    let mut accepted = Vec::with_capacity(recipients.len());
+    let mut errors = Vec::new();
+    let mut failures = Vec::new();
+    for recipient in &recipients {
+        match generate(&state, &transmission, recipient) {
+            Ok(message) => accepted.push(message),
+            Err(Rejected::Invalid(error)) => errors.push(error.into_object()),
+            Err(Rejected::Generation(event, error)) => {
+                failures.push(*event);
+                errors.push(error.into_object());
+            }
+        }
+    }
+    if !failures.is_empty() {
+        state.log.append(failures)?;
+    }
+    answer(
+        &state,
+        &transmission,
+        accepted,
+        errors,
+        query.num_rcpt_errors,
+    )
+    .await
+}
+
+/// Parses the JSON body; a type error names the field it is in.
+fn parse_body(body: &[u8]) -> Result<TransmissionRequest, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request(format!("request body is not valid JSON: {inner}"))
+        } else {
+            ApiError::invalid(format!("{path}: {inner}"))
+        }
+    })
+}
+
+fn recipients(request: &TransmissionRequest, max: usize) -> Result<Vec<Recipient>, ApiError> {
+    let list = match &request.recipients {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        Some(Value::Object(map)) if map.contains_key("list_id") => {
+            return Err(ApiError::invalid("recipients.list_id: stored recipient lists are not supported; send an array of recipients"));
+        }
+        _ => {
+            return Err(ApiError::missing(
+                "recipients: at least one recipient is required",
+            ))
+        }
+    };
+    if list.len() > max {
+        return Err(ApiError::too_large(format!(
+            "recipients: at most {max} recipients per transmission"
+        )));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, value)| {
+            serde_json::from_value(value.clone())
+                .map_err(|e| ApiError::invalid(format!("recipients[{i}]: {e}")))
+        })
+        .collect()
+}
+
+/// Checks the transmission-level fields and compiles the content.
+fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmission, ApiError> {
+    let options = request.options.unwrap_or_default();
+    let content = request
+        .content
+        .ok_or_else(|| ApiError::missing("content object or template_id required"))?;
+    let campaign_id = request.campaign_id.unwrap_or_default();
+    check_len("campaign_id", campaign_id.len(), 64)?;
+    check_len(
+        "description",
+        request.description.as_deref().map_or(0, str::len),
+        1024,
+    )?;
+    let metadata = request.metadata.unwrap_or_default();
+    check_len("metadata", json_len(&metadata), MAX_METADATA)?;
+    let substitution_data = request.substitution_data.unwrap_or_default();
+    check_len(
+        "substitution_data",
+        json_len(&substitution_data),
+        MAX_SUBSTITUTION_DATA,
+    )?;
+    let pool = options
+        .ip_pool
+        .as_deref()
+        .unwrap_or("default")
+        .to_ascii_lowercase();
+    if !state.pools.contains(&pool) {
+        return Err(ApiError::invalid(format!(
+            "options.ip_pool: no IP pool named {pool:?}"
+        )));
+    }
+    let (due_ms, scheduled) = start_time(options.start_time.as_deref())?;
+    if let Some(return_path) = &request.return_path {
+        address::check_email(return_path)
+            .map_err(|e| ApiError::invalid(format!("return_path: {e}")))?;
+    }
+    let inline = inline_content(content)?;
+    let prepared = Prepared::compile(inline, options.perform_substitutions.unwrap_or(true))?;
+    let id = state.ids.next().to_string();
+    Ok(Transmission {
+        id,
+        campaign_id,
+        metadata,
+        substitution_data,
+        return_path: request.return_path,
+        options,
+        pool,
+        due_ms,
+        scheduled,
+        prepared,
+    })
+}
+
+fn check_len(field: &str, len: usize, max: usize) -> Result<(), ApiError> {
+    if len > max {
+        return Err(ApiError::invalid(format!(
+            "{field}: {len} bytes is over the limit of {max} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn json_len(map: &Map<String, Value>) -> usize {
+    serde_json::to_vec(map).map_or(0, |v| v.len())
+}
+
+fn start_time(text: Option<&str>) -> Result<(u64, bool), ApiError> {
+    let now = now_ms();
+    let Some(text) = text.filter(|t| !t.is_empty() && *t != "now") else {
+        return Ok((now, false));
+    };
+    let at = parse_rfc3339_ms(text).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "options.start_time: {text:?} is not YYYY-MM-DDTHH:MM:SS±HH:MM"
+        ))
+    })?;
+    if at > now + MAX_SCHEDULE_AHEAD_MS {
+        return Err(ApiError::invalid(
+            "options.start_time: cannot be more than 3 days ahead",
+        ));
+    }
+    Ok((at.max(now), at > now))
+}
+
+/// Validates inline content. Stored templates, raw MIME and attachments are answered with a
+/// clear error until they are built.
+fn inline_content(content: Content) -> Result<InlineContent, ApiError> {
+    if content.template_id.is_some() {
+        return Err(ApiError::invalid(
+            "content.template_id: stored templates are not available yet; send inline content",
+        ));
+    }
+    if content.email_rfc822.is_some() {
+        return Err(ApiError::invalid(
+            "content.email_rfc822: raw MIME content is not available yet; send inline content",
+        ));
+    }
+    if content.attachments.as_ref().is_some_and(|a| !a.is_null())
+        || content.inline_images.as_ref().is_some_and(|a| !a.is_null())
+    {
+        return Err(ApiError::invalid(
+            "content.attachments: attachments and inline images are not available yet",
+        ));
+    }
+    let from = content
+        .from
+        .ok_or_else(|| ApiError::missing("content.from is required"))?;
+    let (from_email, from_name) = from_fields(&from)?;
+    let subject = content
+        .subject
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing("content.subject is required"))?;
+    if content.text.is_none() && content.html.is_none() {
+        return Err(ApiError::missing(
+            "content.text or content.html is required",
+        ));
+    }
+    let size = [&content.text, &content.html, &content.amp_html]
+        .iter()
+        .map(|p| p.as_ref().map_or(0, String::len))
+        .sum();
+    check_len("content", size, MAX_CONTENT)?;
+    Ok(InlineContent {
+        from_email,
+        from_name,
+        subject,
+        reply_to: content.reply_to,
+        headers: custom_headers(content.headers)?,
+        text: content.text,
+        html: content.html,
+        amp_html: content.amp_html,
+    })
+}
+
+fn from_fields(from: &Value) -> Result<(String, Option<String>), ApiError> {
+    let (email, name) = match from {
+        Value::String(text) => {
+            let address =
+                parse_mailbox(text).map_err(|e| ApiError::invalid(format!("content.from: {e}")))?;
+            (address.email, address.name)
+        }
+        Value::Object(map) => {
+            let email = map
+                .get("email")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::missing("content.from.email is required"))?;
+            (
+                email.to_string(),
+                map.get("name").and_then(Value::as_str).map(str::to_string),
+            )
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "content.from must be a string or an object with email",
+            ))
+        }
+    };
+    // The address may be templated; the rendered value is checked per recipient.
+    if !email.contains("{{") {
+        address::check_email(&email)
+            .map_err(|e| ApiError::invalid(format!("content.from: {e}")))?;
+    }
+    Ok((email, name))
+}
+
+fn custom_headers(headers: Option<Map<String, Value>>) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for (name, value) in headers.unwrap_or_default() {
+        let lower = name.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "content-type" | "content-transfer-encoding" | "to"
+        ) {
+            return Err(ApiError::invalid(format!(
+                "content.headers: {name} cannot be set as a custom header"
+            )));
+        }
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+            return Err(ApiError::invalid(format!(
+                "content.headers: {name:?} is not a valid header name"
+            )));
+        }
+        let Some(value) = value.as_str() else {
+            return Err(ApiError::invalid(format!(
+                "content.headers.{name} must be a string"
+            )));
+        };
+        out.push((name, value.to_string()));
+    }
+    Ok(out)
+}
+
+enum Rejected {
+    /// The recipient entry itself is wrong.
+    Invalid(ApiError),
+    /// Rendering failed: reported as a `generation_failure` event too.
+    Generation(Box<Event>, ApiError),
+}
+
+/// Renders and builds one recipient's message.
+fn generate(
+    state: &AppState,
+    t: &Transmission,
+    recipient: &Recipient,
+) -> Result<NewMessage, Rejected> {
+    let invalid = |d: String| Rejected::Invalid(ApiError::missing(d));
+    let address =
+        Address::from_json(recipient.address.as_ref().unwrap_or(&Value::Null)).map_err(invalid)?;
+    let tags = recipient.tags.clone().unwrap_or_default();
+    if tags.len() > 10 {
+        return Err(Rejected::Invalid(ApiError::invalid(format!(
+            "{}: at most 10 tags",
+            address.email
+        ))));
+    }
+    let id = state.ids.message_id();
+    let facts = facts(t, recipient, &address, id, tags);
+    let return_path = recipient.return_path.clone().or(t.return_path.clone());
+    let rendered = {
+        let builtins = builtins(
+            &address.email,
+            address.name.as_deref(),
+            return_path.as_deref().unwrap_or(""),
+        );
+        let empty = Map::new();
+        let context = Context {
+            layers: vec![
+                recipient.substitution_data.as_ref().unwrap_or(&empty),
+                recipient.metadata.as_ref().unwrap_or(&empty),
+                &t.substitution_data,
+                &t.metadata,
+            ],
+            builtins: &builtins,
+            dynamic: Some(&t.substitution_data),
+            snippets: None,
+        };
+        t.prepared
+            .render(&context)
+            .map_err(|e| generation_failure(&facts, &e))?
+    };
+    let addressing = Addressing {
+        message_id: &id.to_string(),
+        to_header: address.to_header(),
+    };
+    let body = build_mime(&rendered, &addressing).map_err(|e| generation_failure(&facts, &e))?;
+    let mail_from = return_path.unwrap_or_else(|| rendered.from_email.clone());
+    let mut facts = facts;
+    facts.friendly_from = rendered.from_email.clone();
+    facts.msg_from = mail_from.clone();
+    facts.subject = rendered.subject;
+    facts.msg_size = body.len() as u64;
+    let expires_ms = t.due_ms + state.max_age_ms(t.options.transactional.unwrap_or(false));
+    let message = QueuedMessage {
+        id,
+        mail_from,
+        rcpt_to: address.email.clone(),
+        domain: address.domain(),
+        pool: t.pool.clone(),
+        facts,
+        attempts: 0,
+        due_ms: t.due_ms,
+        expires_ms,
+        last_reply: None,
+    };
+    Ok(NewMessage { message, body })
+}
+
+fn facts(
+    t: &Transmission,
+    recipient: &Recipient,
+    address: &Address,
+    id: MessageId,
+    tags: Vec<String>,
+) -> MessageFacts {
+    let mut rcpt_meta = t.metadata.clone();
+    rcpt_meta.extend(recipient.metadata.clone().unwrap_or_default());
+    let rcpt_type = address
+        .header_to
+        .as_ref()
+        .filter(|h| !h.contains(address.email.as_str()))
+        .map(|_| {
+            let in_cc = t.prepared.cc_mentions(&address.email);
+            if in_cc { "cc" } else { "bcc" }.to_string()
+        });
+    MessageFacts {
+        message_id: Some(id),
+        transmission_id: t.id.clone(),
+        campaign_id: t.campaign_id.clone(),
+        raw_rcpt_to: address.email.clone(),
+        rcpt_to: address.email.to_ascii_lowercase(),
+        rcpt_type,
+        rcpt_meta,
+        rcpt_tags: tags,
+        recipient_domain: address.domain(),
+        ip_pool: t.pool.clone(),
+        injection_time_ms: now_ms(),
+        scheduled_time_ms: t.scheduled.then_some(t.due_ms),
+        transactional: t.options.transactional.unwrap_or(false),
+        open_tracking: t.options.open_tracking.unwrap_or(false),
+        click_tracking: t.options.click_tracking.unwrap_or(true),
+        initial_pixel: t.options.initial_open.unwrap_or(false),
+        amp_enabled: t.prepared.has_amp(),
+        ..MessageFacts::default()
+    }
+}
+
+fn generation_failure(facts: &MessageFacts, reason: &str) -> Rejected {
+    let mut facts = facts.clone();
+    facts.message_id = None;
+    let attempt = sluice_core::event::AttemptFacts {
+        error_code: Some(554),
+        raw_reason: Some(format!("554 5.3.3 [internal] {reason}")),
+        reason: Some(format!("554 5.3.3 [internal] {reason}")),
+        ..Default::default()
+    };
+    let event = Event {
+        event_id: 0,
+        kind: EventKind::GenerationFailure,
+        timestamp_ms: now_ms(),
+        message: facts.clone(),
+        attempt,
+    };
+    let error = ApiError::invalid(format!(
+        "{}: message generation failed: {reason}",
+        facts.raw_rcpt_to
+    ));
+    Rejected::Generation(Box::new(event), error)
+}
+
+/// Spools the accepted messages and builds the contract's answer.
+async fn answer(
+    state: &AppState,
+    t: &Transmission,
+    accepted: Vec<NewMessage>,
+    mut errors: Vec<Value>,
+    cap: Option<usize>,
+) -> Result<Json<Value>, ApiError> {
+    let (accepted_count, rejected_count) = (accepted.len(), errors.len());
+    if accepted.is_empty() {
+        let first = errors
+            .into_iter()
+            .next()
+            .and_then(|e| e.get("description").cloned())
+            .unwrap_or(Value::Null);
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "no valid recipients",
+            "5002",
+            first.as_str().unwrap_or(""),
+        ));
+    }
+    state.spool.accept(accepted).await?;
+    tracing::info!(transmission_id = %t.id, accepted = accepted_count, rejected = rejected_count, "transmission accepted");
+    let mut results = json!({
+        "total_rejected_recipients": rejected_count,
+        "total_accepted_recipients": accepted_count,
+        "id": t.id,
+    });
+    if rejected_count == 0 {
+        return Ok(Json(json!({ "results": results })));
+    }
+    errors.truncate(cap.unwrap_or(usize::MAX));
+    results["rcpt_to_errors"] = Value::Array(errors);
+    Ok(Json(json!({
+        "errors": [{"message": "transmission created, but with validation errors", "code": "2000"}],
+        "results": results,
+    })))
+}

@@ -1,0 +1,468 @@
+//! The configuration file: TOML, every section optional, every default named.
+//!
+//! An unknown key is an error, and all unknown keys are reported together so an operator fixes
+//! a file in one pass. Durations are written like `"90s"`, `"5m"`, `"72h"`; rates like `"300/s"`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A configuration that could not be used; the message names the file and every bad key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a value has the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation, with line and column.
+        message: String,
+    },
+    /// Keys Sluice does not know, all of them.
+    #[error("{path}: unknown keys: {}", keys.join(", "))]
+    UnknownKeys {
+        /// The file.
+        path: PathBuf,
+        /// Dotted paths of the unknown keys.
+        keys: Vec<String>,
+    },
+    /// Values that parse but cannot work together.
+    #[error("{path}: {}", problems.join("; "))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// One sentence per problem.
+        problems: Vec<String>,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The HTTP API listener.
+    pub api: ApiConfig,
+    /// Where durable state lives.
+    pub spool: SpoolConfig,
+    /// API keys accepted besides those created through the API.
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// DNS resolution for MX lookups.
+    pub dns: DnsConfig,
+    /// SMTP delivery settings.
+    pub delivery: DeliveryConfig,
+    /// Static next hops: recipient domain to `host:port`, used instead of the domain's MX.
+    pub routes: BTreeMap<String, String>,
+    /// Sending addresses and the pools they belong to.
+    pub sending_ips: Vec<SendingIpConfig>,
+    /// Retry and expiry of queued messages.
+    pub queue: QueueConfig,
+    /// Event delivery to webhooks.
+    pub webhooks: WebhookConfig,
+}
+
+/// `[api]`: the HTTP listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    /// Address and port to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger requests get 413. Default 30 MiB, which
+    /// leaves room for 20 MB of content once base64 and JSON overhead is added.
+    pub max_body_bytes: usize,
+    /// Most recipients accepted in one transmission. Default 10,000.
+    pub max_recipients: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 30 << 20,
+            max_recipients: 10_000,
+        }
+    }
+}
+
+/// `[spool]`: the data directory.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct SpoolConfig {
+    /// Directory of the sled database holding all of Sluice's state. Default `./sluice-data`.
+    pub path: PathBuf,
+    /// Memory sled may use for its page cache, in bytes. Default 256 MiB.
+    pub cache_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            path: PathBuf::from("./sluice-data"),
+            cache_bytes: 256 << 20,
+        }
+    }
+}
+
+/// `[[api_keys]]`: a key and what it may do.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// The key, sent by clients as the `Authorization` header.
+    pub key: String,
+    /// SparkPost grant names (`transmissions/modify`, `webhooks/modify`, …) or `*` for all.
+    #[serde(default = "all_grants")]
+    pub grants: Vec<String>,
+}
+
+fn all_grants() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+/// `[dns]`: how MX records are resolved.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DnsConfig {
+    /// Nameservers as `ip:port`. Empty (the default) uses the system's resolver configuration.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// `[delivery]`: SMTP client settings shared by all destinations.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct DeliveryConfig {
+    /// TCP port used for every MX host. Default 25; tests point it elsewhere.
+    pub mx_port: u16,
+    /// Name sent in EHLO by sending IPs that have no hostname of their own. Default `localhost`.
+    pub ehlo_hostname: String,
+    /// Connections open at once to one destination from one sending IP. Default 10.
+    pub max_connections: usize,
+    /// Messages sent over one connection before it is closed. Default 100.
+    pub max_deliveries_per_connection: usize,
+    /// Time allowed to open a TCP connection. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed for each reply to a command. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Time allowed for the reply after the message data. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub data_timeout: Duration,
+    /// How long an idle connection is kept for the next message. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            mx_port: 25,
+            ehlo_hostname: "localhost".to_string(),
+            max_connections: 10,
+            max_deliveries_per_connection: 100,
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(60),
+            data_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[[sending_ips]]`: one egress address.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendingIpConfig {
+    /// The local address connections are bound to. It must be configured on this host.
+    pub address: IpAddr,
+    /// Name said in EHLO from this address; should match its reverse DNS.
+    pub hostname: String,
+    /// The pool this address sends for. Default `default`.
+    #[serde(default = "default_pool")]
+    pub pool: String,
+}
+
+fn default_pool() -> String {
+    "default".to_string()
+}
+
+/// `[queue]`: retries and expiry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct QueueConfig {
+    /// Waits between attempts; the last one repeats until the message expires.
+    /// Default 1m, 2m, 5m, 10m, 20m, 40m, 1h, 2h, 3h, 4h.
+    #[serde(deserialize_with = "durations")]
+    pub retry_schedule: Vec<Duration>,
+    /// Each wait is moved by up to this fraction either way, so retries of messages deferred
+    /// together spread out. Default 0.1.
+    pub retry_jitter: f64,
+    /// How long a message may stay queued before it bounces. Default `72h`.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// `max_age` for transactional messages; default the same as `max_age`.
+    #[serde(with = "humantime_serde", default)]
+    pub max_age_transactional: Option<Duration>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        let minutes = [1, 2, 5, 10, 20, 40, 60, 120, 180, 240];
+        QueueConfig {
+            retry_schedule: minutes
+                .iter()
+                .map(|m| Duration::from_secs(m * 60))
+                .collect(),
+            retry_jitter: 0.1,
+            max_age: Duration::from_secs(72 * 3600),
+            max_age_transactional: None,
+        }
+    }
+}
+
+/// `[webhooks]`: batching and retries of event delivery.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// Longest a batch waits to fill before it is sent. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub batch_interval: Duration,
+    /// Most events in one batch. Default 300.
+    pub batch_size: usize,
+    /// Time allowed for the receiver to answer. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Waits between attempts at one batch; the last one repeats.
+    /// Default 1m, 2m, 4m, 8m, 16m, 32m, 60m, 60m, 90m, 90m, 117m.
+    #[serde(deserialize_with = "durations")]
+    pub retry_schedule: Vec<Duration>,
+    /// How long a batch is retried before it is recorded as failed. Default `8h`.
+    #[serde(with = "humantime_serde")]
+    pub retry_window: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        let minutes = [1, 2, 4, 8, 16, 32, 60, 60, 90, 90, 117];
+        WebhookConfig {
+            batch_interval: Duration::from_secs(1),
+            batch_size: 300,
+            request_timeout: Duration::from_secs(10),
+            retry_schedule: minutes
+                .iter()
+                .map(|m| Duration::from_secs(m * 60))
+                .collect(),
+            retry_window: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+fn durations<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|t| {
+            humantime::parse_duration(t)
+                .map_err(|e| serde::de::Error::custom(format!("{t:?}: {e}")))
+        })
+        .collect()
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let mut unknown = Vec::new();
+        let deserializer = toml::Deserializer::new(text);
+        let config: Config = serde_ignored::deserialize(deserializer, |key| {
+            unknown.push(key.to_string());
+        })
+        .map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        if !unknown.is_empty() {
+            return Err(ConfigError::UnknownKeys {
+                path: origin.to_owned(),
+                keys: unknown,
+            });
+        }
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                problems,
+            });
+        }
+        Ok(config)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.queue.retry_schedule.is_empty() {
+            out.push("queue.retry_schedule needs at least one wait".to_string());
+        }
+        if self.webhooks.retry_schedule.is_empty() {
+            out.push("webhooks.retry_schedule needs at least one wait".to_string());
+        }
+        if !(0.0..1.0).contains(&self.queue.retry_jitter) {
+            out.push("queue.retry_jitter must be at least 0 and below 1".to_string());
+        }
+        if self.webhooks.batch_size == 0 {
+            out.push("webhooks.batch_size must be at least 1".to_string());
+        }
+        if self.delivery.max_connections == 0 || self.delivery.max_deliveries_per_connection == 0 {
+            out.push("delivery limits must be at least 1".to_string());
+        }
+        for (domain, hop) in &self.routes {
+            if hop
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse::<u16>().ok())
+                .is_none()
+            {
+                out.push(format!("routes.{domain:?} must be host:port, not {hop:?}"));
+            }
+        }
+        for key in &self.api_keys {
+            if key.key.trim().is_empty() {
+                out.push("api_keys.key must not be empty".to_string());
+            }
+        }
+        out
+    }
+}
+
+/// A rate such as `300/s`, `20000/h` or `1000/d`: `count` events per `per`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Events allowed per period; at least 1.
+    pub count: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Rate, String> {
+        let (count, unit) = text
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("rate {text:?} must look like \"300/s\""))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|c| *c > 0)
+            .ok_or_else(|| format!("rate {text:?} needs a positive whole count"))?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            other => return Err(format!("rate unit {other:?} must be s, m, h or d")),
+        };
+        Ok(Rate { count, per })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "m",
+            3600 => "h",
+            _ => "d",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Rate, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = parse("").expect("empty config parses");
+        assert_eq!(config.api.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.spool.path, PathBuf::from("./sluice-data"));
+        assert_eq!(config.queue.max_age, Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
+    fn every_unknown_key_is_named_at_once() {
+        let err = parse("[api]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n[spool]\npth = \"x\"\n")
+            .expect_err("unknown keys are errors");
+        let text = err.to_string();
+        assert!(
+            text.contains("api.lisen") && text.contains("spool.pth"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_and_routes_parse() {
+        let config = parse(
+            "[queue]\nretry_schedule = [\"1s\", \"90s\"]\nmax_age = \"10m\"\n\
+             [routes]\n\"example.test\" = \"127.0.0.1:2525\"\n",
+        )
+        .expect("valid config");
+        assert_eq!(
+            config.queue.retry_schedule,
+            [Duration::from_secs(1), Duration::from_secs(90)]
+        );
+        assert_eq!(config.routes["example.test"], "127.0.0.1:2525");
+    }
+
+    #[test]
+    fn bad_values_are_reported_together() {
+        let err = parse("[queue]\nretry_schedule = []\n[routes]\n\"a.test\" = \"nowhere\"\n")
+            .expect_err("invalid values");
+        let text = err.to_string();
+        assert!(
+            text.contains("retry_schedule") && text.contains("a.test"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rates_round_trip() {
+        for text in ["300/s", "20000/h", "1/m", "1000/d"] {
+            let rate: Rate = text.parse().expect("valid rate");
+            assert_eq!(rate.to_string(), text);
+        }
+        for bad in ["", "300", "0/s", "-1/s", "10/w", "x/s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad:?} should not parse");
+        }
+    }
+}

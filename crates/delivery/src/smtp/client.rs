@@ -1,0 +1,349 @@
+//! One SMTP connection: connect from a chosen local address, greet, negotiate STARTTLS and
+//! PIPELINING, then carry messages one after another until the caller closes it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+
+use super::error::{Phase, SmtpError};
+use super::reply::{parse_line, Reply};
+
+/// Longest reply line accepted; RFC 5321 allows 512 bytes, servers send a little more.
+const MAX_LINE: usize = 4096;
+/// Most lines in one reply, so a server cannot make us buffer without bound.
+const MAX_LINES: usize = 128;
+
+/// How a connection is opened and timed.
+#[derive(Clone)]
+pub struct ConnectionSettings {
+    /// Local address to bind before connecting; `None` lets the system choose.
+    pub bind: Option<IpAddr>,
+    /// Name said in EHLO.
+    pub ehlo_name: String,
+    /// TLS configuration for STARTTLS; `None` never upgrades.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Limit for the TCP connect.
+    pub connect_timeout: Duration,
+    /// Limit for each reply to a command.
+    pub command_timeout: Duration,
+    /// Limit for the reply after the message content.
+    pub data_timeout: Duration,
+}
+
+/// What became of TLS on a connection, as `outbound_tls` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsOutcome {
+    /// The session is encrypted.
+    Established,
+    /// The server did not offer STARTTLS, or TLS was not wanted.
+    NotOffered,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// An open SMTP session, ready for `MAIL FROM`.
+pub struct Connection {
+    stream: BufStream<Box<dyn Io>>,
+    settings: ConnectionSettings,
+    pipelining: bool,
+    tls: TlsOutcome,
+    local: SocketAddr,
+    peer: SocketAddr,
+    line: String,
+}
+
+impl Connection {
+    /// Connects to `peer`, reads the greeting, says EHLO and upgrades to TLS when offered.
+    /// `server_name` is the MX host name, used for TLS SNI.
+    pub async fn open(
+        peer: SocketAddr,
+        server_name: &str,
+        settings: ConnectionSettings,
+    ) -> Result<Connection, SmtpError> {
+        let tcp = connect(peer, &settings).await?;
+        let local = tcp.local_addr().map_err(|source| SmtpError::Io {
+            phase: Phase::Connect,
+            source,
+        })?;
+        let mut conn = Connection {
+            stream: BufStream::new(Box::new(tcp)),
+            settings,
+            pipelining: false,
+            tls: TlsOutcome::NotOffered,
+            local,
+            peer,
+            line: String::new(),
+        };
+        let timeout = conn.settings.command_timeout;
+        conn.expect(Phase::Greeting, timeout).await?;
+        let capabilities = conn.ehlo().await?;
+        if capabilities.advertises("STARTTLS") && conn.settings.tls.is_some() {
+            conn.start_tls(server_name).await?;
+        } else {
+            conn.pipelining = capabilities.advertises("PIPELINING");
+        }
+        Ok(conn)
+    }
+
+    /// The local address the connection was made from.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the session is encrypted.
+    pub fn tls(&self) -> TlsOutcome {
+        self.tls
+    }
+
+    /// Sends one message to one recipient and returns the server's final reply. On a refusal
+    /// the session is reset, so the connection can carry the next message.
+    pub async fn send(
+        &mut self,
+        mail_from: &str,
+        rcpt_to: &str,
+        body: &[u8],
+    ) -> Result<Reply, SmtpError> {
+        let result = self.transaction(mail_from, rcpt_to, body).await;
+        if let Err(e) = &result {
+            if e.connection_usable() && e.phase() != Phase::DataEnd {
+                self.reset().await?;
+            }
+        }
+        result
+    }
+
+    /// Ends the session politely. Errors are ignored: the message outcomes are already known.
+    pub async fn quit(mut self) {
+        if self.write(b"QUIT\r\n").await.is_ok() {
+            let _ = self.read_reply(Phase::Data, Duration::from_secs(2)).await;
+        }
+        let _ = self.stream.shutdown().await;
+    }
+
+    async fn transaction(
+        &mut self,
+        mail_from: &str,
+        rcpt_to: &str,
+        body: &[u8],
+    ) -> Result<Reply, SmtpError> {
+        let command_timeout = self.settings.command_timeout;
+        let mail = format!("MAIL FROM:<{mail_from}>\r\n");
+        let rcpt = format!("RCPT TO:<{rcpt_to}>\r\n");
+        if self.pipelining {
+            self.write(format!("{mail}{rcpt}DATA\r\n").as_bytes())
+                .await?;
+            let mail_reply = self.read_reply(Phase::MailFrom, command_timeout).await;
+            let rcpt_reply = self.read_reply(Phase::RcptTo, command_timeout).await;
+            let data_reply = self.read_reply(Phase::Data, command_timeout).await?;
+            let refused = require(Phase::MailFrom, mail_reply?)
+                .and_then(|_| require(Phase::RcptTo, rcpt_reply?));
+            if let Err(refusal) = refused {
+                // A server that said 354 anyway wants content: give it an empty message.
+                if data_reply.is_intermediate() {
+                    self.write(b".\r\n").await?;
+                    self.read_reply(Phase::DataEnd, command_timeout).await?;
+                }
+                return Err(refusal);
+            }
+            intermediate(Phase::Data, data_reply)?;
+        } else {
+            self.command(Phase::MailFrom, &mail).await?;
+            self.command(Phase::RcptTo, &rcpt).await?;
+            self.write(b"DATA\r\n").await?;
+            let reply = self.read_reply(Phase::Data, command_timeout).await?;
+            intermediate(Phase::Data, reply)?;
+        }
+        self.write_content(body).await?;
+        let timeout = self.settings.data_timeout;
+        self.expect(Phase::DataEnd, timeout).await
+    }
+
+    async fn ehlo(&mut self) -> Result<Reply, SmtpError> {
+        let timeout = self.settings.command_timeout;
+        let name = self.settings.ehlo_name.clone();
+        self.write(format!("EHLO {name}\r\n").as_bytes()).await?;
+        let reply = self.read_reply(Phase::Ehlo, timeout).await?;
+        if reply.is_positive() {
+            return Ok(reply);
+        }
+        // A server too old for EHLO still speaks HELO, without extensions.
+        self.write(format!("HELO {name}\r\n").as_bytes()).await?;
+        let helo = self.read_reply(Phase::Ehlo, timeout).await?;
+        require(Phase::Ehlo, helo).map(|_| Reply {
+            code: 250,
+            lines: Vec::new(),
+        })
+    }
+
+    async fn start_tls(&mut self, server_name: &str) -> Result<(), SmtpError> {
+        self.command(Phase::StartTls, "STARTTLS\r\n").await?;
+        let Some(config) = self.settings.tls.clone() else {
+            return Ok(());
+        };
+        let name = ServerName::try_from(server_name.trim_end_matches('.').to_string())
+            .unwrap_or_else(|_| ServerName::IpAddress(self.peer.ip().into()));
+        let placeholder: Box<dyn Io> = Box::new(tokio::io::duplex(1).0);
+        let plain = std::mem::replace(&mut self.stream, BufStream::new(placeholder)).into_inner();
+        let handshake = TlsConnector::from(config).connect(name, plain);
+        let tls = timeout(self.settings.command_timeout, handshake)
+            .await
+            .map_err(|_| SmtpError::Timeout(Phase::StartTls))?
+            .map_err(|e| SmtpError::Tls(e.to_string()))?;
+        self.stream = BufStream::new(Box::new(tls));
+        self.tls = TlsOutcome::Established;
+        let capabilities = self.ehlo().await?;
+        self.pipelining = capabilities.advertises("PIPELINING");
+        Ok(())
+    }
+
+    async fn reset(&mut self) -> Result<(), SmtpError> {
+        self.command(Phase::MailFrom, "RSET\r\n").await.map(|_| ())
+    }
+
+    async fn command(&mut self, phase: Phase, line: &str) -> Result<Reply, SmtpError> {
+        self.write(line.as_bytes()).await?;
+        let timeout = self.settings.command_timeout;
+        self.expect(phase, timeout).await
+    }
+
+    async fn expect(&mut self, phase: Phase, limit: Duration) -> Result<Reply, SmtpError> {
+        let reply = self.read_reply(phase, limit).await?;
+        require(phase, reply)
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), SmtpError> {
+        let io = |source| SmtpError::Io {
+            phase: Phase::Data,
+            source,
+        };
+        self.stream.write_all(bytes).await.map_err(io)?;
+        self.stream.flush().await.map_err(io)
+    }
+
+    /// Writes the message dot-stuffed, with the terminating `.` line.
+    async fn write_content(&mut self, body: &[u8]) -> Result<(), SmtpError> {
+        let io = |source| SmtpError::Io {
+            phase: Phase::DataEnd,
+            source,
+        };
+        let mut at_line_start = true;
+        let mut rest = body;
+        while !rest.is_empty() {
+            if at_line_start && rest[0] == b'.' {
+                self.stream.write_all(b".").await.map_err(io)?;
+            }
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            self.stream.write_all(&rest[..end]).await.map_err(io)?;
+            at_line_start = rest[end - 1] == b'\n';
+            rest = &rest[end..];
+        }
+        let terminator: &[u8] = if at_line_start {
+            b".\r\n"
+        } else {
+            b"\r\n.\r\n"
+        };
+        self.stream.write_all(terminator).await.map_err(io)?;
+        self.stream.flush().await.map_err(io)
+    }
+
+    async fn read_reply(&mut self, phase: Phase, limit: Duration) -> Result<Reply, SmtpError> {
+        timeout(limit, self.read_reply_lines(phase))
+            .await
+            .map_err(|_| SmtpError::Timeout(phase))?
+    }
+
+    async fn read_reply_lines(&mut self, phase: Phase) -> Result<Reply, SmtpError> {
+        let mut lines = Vec::new();
+        loop {
+            self.read_line(phase).await?;
+            let text = self.line.trim_end_matches(['\r', '\n']);
+            let malformed = || SmtpError::Malformed {
+                phase,
+                line: text.chars().take(200).collect(),
+            };
+            let parsed = parse_line(text).ok_or_else(malformed)?;
+            lines.push(parsed.text.to_string());
+            if !parsed.more {
+                return Ok(Reply {
+                    code: parsed.code,
+                    lines,
+                });
+            }
+            if lines.len() >= MAX_LINES {
+                return Err(malformed());
+            }
+        }
+    }
+
+    async fn read_line(&mut self, phase: Phase) -> Result<(), SmtpError> {
+        self.line.clear();
+        let mut raw = Vec::new();
+        let mut limited = (&mut self.stream).take(MAX_LINE as u64);
+        let read = limited
+            .read_until(b'\n', &mut raw)
+            .await
+            .map_err(|source| SmtpError::Io { phase, source })?;
+        if read == 0 {
+            let source = std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "server closed the connection",
+            );
+            return Err(SmtpError::Io { phase, source });
+        }
+        self.line = String::from_utf8_lossy(&raw).into_owned();
+        Ok(())
+    }
+}
+
+async fn connect(peer: SocketAddr, settings: &ConnectionSettings) -> Result<TcpStream, SmtpError> {
+    let io = |source| SmtpError::Io {
+        phase: Phase::Connect,
+        source,
+    };
+    let socket = if peer.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(io)?;
+    if let Some(local) = settings.bind {
+        socket.bind(SocketAddr::new(local, 0)).map_err(io)?;
+    }
+    let stream = timeout(settings.connect_timeout, socket.connect(peer))
+        .await
+        .map_err(|_| SmtpError::Timeout(Phase::Connect))?
+        .map_err(io)?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+fn require(phase: Phase, reply: Reply) -> Result<Reply, SmtpError> {
+    if reply.is_positive() {
+        Ok(reply)
+    } else {
+        Err(SmtpError::Rejected { phase, reply })
+    }
+}
+
+fn intermediate(phase: Phase, reply: Reply) -> Result<Reply, SmtpError> {
+    if reply.is_intermediate() {
+        Ok(reply)
+    } else {
+        Err(SmtpError::Rejected { phase, reply })
+    }
+}

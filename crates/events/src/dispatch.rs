@@ -1,0 +1,361 @@
+//! Webhook dispatch: one task per active webhook follows the event log from the webhook's
+//! cursor, gathers wanted events into batches and POSTs them until the target answers 2xx.
+//!
+//! A batch is recorded before its first attempt, so its id stays the same on every retry, and
+//! the cursor moves only after a 2xx (or after the retry window gives up on the batch, whose
+//! events then stay in the log). Delivery is therefore at least once and in log order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+use sluice_core::clock::now_ms;
+use sluice_core::config::WebhookConfig;
+use sluice_core::{Event, Store, StoreError};
+use tokio::task::JoinHandle;
+
+use crate::log::EventLog;
+use crate::webhook::{BatchStatus, PendingBatch, Webhook, WebhookStore};
+
+/// What a target answered to one POST.
+#[derive(Clone, Debug)]
+pub struct PostOutcome {
+    /// HTTP status, or 0 when no answer came.
+    pub status: u16,
+    /// Response headers, lower-case names.
+    pub headers: serde_json::Map<String, Value>,
+    /// Response body, lossily decoded, cut to 4 KiB.
+    pub body: String,
+    /// Why there was no answer (connect refused, timeout), when there was none.
+    pub failure: Option<String>,
+    /// How long the attempt took.
+    pub latency: Duration,
+}
+
+impl PostOutcome {
+    /// Whether the target accepted the batch.
+    pub fn accepted(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Starts, stops and restarts the per-webhook delivery tasks. Cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    log: EventLog,
+    store: Store,
+    webhooks: WebhookStore,
+    config: WebhookConfig,
+    client: reqwest::Client,
+    tasks: Mutex<HashMap<String, JoinHandle<()>>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `log`; call [`Dispatcher::start_all`] to begin delivering.
+    pub fn new(
+        log: EventLog,
+        store: Store,
+        webhooks: WebhookStore,
+        config: WebhookConfig,
+    ) -> Result<Dispatcher, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let tasks = Mutex::new(HashMap::new());
+        let shared = Arc::new(Shared {
+            log,
+            store,
+            webhooks,
+            config,
+            client,
+            tasks,
+        });
+        Ok(Dispatcher { shared })
+    }
+
+    /// Starts a task for every active webhook.
+    pub fn start_all(&self) -> Result<(), StoreError> {
+        for webhook in self.shared.webhooks.list()? {
+            self.restart(&webhook.id);
+        }
+        Ok(())
+    }
+
+    /// (Re)starts the task of one webhook after it was created or changed; stops it when the
+    /// webhook is gone or inactive. A pending batch survives the restart with its id.
+    pub fn restart(&self, id: &str) {
+        let mut tasks = self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(task) = tasks.remove(id) {
+            task.abort();
+        }
+        let Ok(Some(webhook)) = self.shared.webhooks.get(id) else {
+            return;
+        };
+        if webhook.active {
+            let shared = self.shared.clone();
+            tasks.insert(
+                id.to_string(),
+                tokio::spawn(deliver_forever(shared, webhook.id)),
+            );
+        }
+    }
+
+    /// POSTs `body` to a webhook's target with its headers and authentication.
+    pub async fn post(&self, webhook: &Webhook, batch_id: &str, body: &Value) -> PostOutcome {
+        post(&self.shared.client, webhook, batch_id, body).await
+    }
+}
+
+/// Delivers a webhook's batches until the task is aborted.
+async fn deliver_forever(shared: Arc<Shared>, id: String) {
+    loop {
+        match deliver_one_batch(&shared, &id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(webhook = %id, error = %e, "webhook dispatch failed on the spool");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Forms (or resumes) one batch and tries it until it is accepted or given up.
+/// Returns false when the webhook no longer exists.
+async fn deliver_one_batch(shared: &Shared, id: &str) -> Result<bool, StoreError> {
+    let Some(mut webhook) = shared.webhooks.get(id)? else {
+        return Ok(false);
+    };
+    let mut batch = match shared.webhooks.pending(id)? {
+        Some(batch) => batch,
+        None => match next_batch(shared, &webhook).await? {
+            Some(batch) => batch,
+            None => return Ok(true),
+        },
+    };
+    let events = batch_events(shared, &webhook, &batch)?;
+    let body = Value::Array(events.iter().map(Event::to_webhook_json).collect());
+    // Nothing is sent that a crash could still take back.
+    shared.store.durable().await?;
+    loop {
+        let outcome = post(&shared.client, &webhook, &batch.batch_id, &body).await;
+        batch.attempts += 1;
+        if outcome.accepted() {
+            tracing::debug!(webhook = %id, batch = %batch.batch_id, events = events.len(), "batch delivered");
+            webhook.last_successful_ms = Some(now_ms());
+            shared.webhooks.put(&webhook)?;
+            shared.webhooks.advance(id, batch.upto)?;
+            return Ok(true);
+        }
+        record_failure(shared, &mut webhook, &batch, &outcome)?;
+        let elapsed = Duration::from_millis(now_ms().saturating_sub(batch.first_attempt_ms));
+        let wait = retry_wait(&shared.config, batch.attempts);
+        if elapsed + wait > shared.config.retry_window {
+            tracing::warn!(webhook = %id, batch = %batch.batch_id, attempts = batch.attempts, "giving up on batch after its retry window; its events stay in the log");
+            shared.webhooks.advance(id, batch.upto)?;
+            return Ok(true);
+        }
+        shared.webhooks.set_pending(id, &batch)?;
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Waits for wanted events after the cursor and records them as the next batch. Returns None
+/// when the events read were all filtered out (the cursor moves past them).
+async fn next_batch(
+    shared: &Shared,
+    webhook: &Webhook,
+) -> Result<Option<PendingBatch>, StoreError> {
+    let after = shared.webhooks.cursor(&webhook.id)?;
+    let events = gather(shared, after).await?;
+    let Some(upto) = events.last().map(|e| e.event_id) else {
+        return Ok(None);
+    };
+    if !events.iter().any(|e| webhook.wants(e.kind)) {
+        shared.webhooks.advance(&webhook.id, upto)?;
+        return Ok(None);
+    }
+    let batch = PendingBatch {
+        batch_id: uuid::Uuid::new_v4().to_string(),
+        after,
+        upto,
+        first_attempt_ms: now_ms(),
+        attempts: 0,
+    };
+    shared.webhooks.set_pending(&webhook.id, &batch)?;
+    Ok(Some(batch))
+}
+
+/// Reads events after `after`: waits for the first, then up to `batch_interval` for the batch
+/// to fill, so a quiet stream is sent at once and a busy one in full batches.
+async fn gather(shared: &Shared, after: u64) -> Result<Vec<Event>, StoreError> {
+    let size = shared.config.batch_size;
+    let mut newest = shared.log.subscribe();
+    while *newest.borrow_and_update() <= after {
+        if newest.changed().await.is_err() {
+            return Ok(Vec::new());
+        }
+    }
+    let deadline = Instant::now() + shared.config.batch_interval;
+    loop {
+        let events = shared.log.read_after(after, size)?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if events.len() >= size || remaining.is_zero() {
+            return Ok(events);
+        }
+        let _ = tokio::time::timeout(remaining, newest.changed()).await;
+    }
+}
+
+/// The wanted events of a recorded batch, read back from the log.
+fn batch_events(
+    shared: &Shared,
+    webhook: &Webhook,
+    batch: &PendingBatch,
+) -> Result<Vec<Event>, StoreError> {
+    let mut out = Vec::new();
+    let mut after = batch.after;
+    while after < batch.upto {
+        let page = shared
+            .log
+            .read_after(after, shared.config.batch_size.max(1))?;
+        let Some(last) = page.last().map(|e| e.event_id) else {
+            break;
+        };
+        out.extend(
+            page.into_iter()
+                .filter(|e| e.event_id <= batch.upto && webhook.wants(e.kind)),
+        );
+        after = last;
+    }
+    Ok(out)
+}
+
+fn record_failure(
+    shared: &Shared,
+    webhook: &mut Webhook,
+    batch: &PendingBatch,
+    outcome: &PostOutcome,
+) -> Result<(), StoreError> {
+    tracing::info!(webhook = %webhook.id, batch = %batch.batch_id, status = outcome.status, failure = outcome.failure.as_deref().unwrap_or(""), "webhook target refused a batch");
+    webhook.last_failure_ms = Some(now_ms());
+    shared.webhooks.put(webhook)?;
+    shared.webhooks.record_status(
+        &webhook.id,
+        &BatchStatus {
+            batch_id: batch.batch_id.clone(),
+            ts_ms: now_ms(),
+            attempts: batch.attempts,
+            response_code: outcome.status,
+            failure_code: outcome.failure.clone(),
+            latency_ms: outcome.latency.as_millis() as u64,
+        },
+    )
+}
+
+/// The wait before attempt `attempts + 1`; the schedule's last entry repeats.
+fn retry_wait(config: &WebhookConfig, attempts: u32) -> Duration {
+    let index = (attempts as usize).saturating_sub(1);
+    config
+        .retry_schedule
+        .get(index)
+        .or(config.retry_schedule.last())
+        .copied()
+        .unwrap_or(Duration::from_secs(60))
+}
+
+async fn post(
+    client: &reqwest::Client,
+    webhook: &Webhook,
+    batch_id: &str,
+    body: &Value,
+) -> PostOutcome {
+    let started = Instant::now();
+    let mut request = client
+        .post(&webhook.target)
+        .header("X-MessageSystems-Batch-ID", batch_id)
+        .json(body);
+    for (name, value) in &webhook.custom_headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    if let Some(token) = &webhook.auth_token {
+        request = request.header("X-MessageSystems-Webhook-Token", token.as_str());
+    }
+    if let Some(header) = basic_auth(webhook) {
+        request = request.header("Authorization", header);
+    }
+    match request.send().await {
+        Ok(response) => read_outcome(response, started).await,
+        Err(e) => PostOutcome {
+            status: 0,
+            headers: serde_json::Map::new(),
+            body: String::new(),
+            failure: Some(if e.is_timeout() {
+                "timeout".into()
+            } else {
+                e.to_string()
+            }),
+            latency: started.elapsed(),
+        },
+    }
+}
+
+fn basic_auth(webhook: &Webhook) -> Option<String> {
+    if webhook.auth_type != "basic" {
+        return None;
+    }
+    let credentials = webhook.auth_credentials.as_ref()?;
+    let user = credentials.get("username")?.as_str()?;
+    let password = credentials
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    Some(format!("Basic {encoded}"))
+}
+
+async fn read_outcome(response: reqwest::Response, started: Instant) -> PostOutcome {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                Value::from(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            )
+        })
+        .collect();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned();
+    PostOutcome {
+        status,
+        headers,
+        body,
+        failure: None,
+        latency: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_waits_follow_the_schedule_then_repeat_its_last_entry() {
+        let config = WebhookConfig {
+            retry_schedule: vec![Duration::from_secs(1), Duration::from_secs(5)],
+            ..WebhookConfig::default()
+        };
+        assert_eq!(retry_wait(&config, 1), Duration::from_secs(1));
+        assert_eq!(retry_wait(&config, 2), Duration::from_secs(5));
+        assert_eq!(retry_wait(&config, 9), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,40 @@
+//! What the spool keeps about a message besides its body.
+
+use serde::{Deserialize, Serialize};
+use sluice_core::event::MessageFacts;
+use sluice_core::MessageId;
+
+/// A message waiting for delivery: its envelope, its event facts and its delivery state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    /// The message id.
+    pub id: MessageId,
+    /// Envelope sender (`MAIL FROM`).
+    pub mail_from: String,
+    /// Envelope recipient (`RCPT TO`).
+    pub rcpt_to: String,
+    /// The recipient's domain, lower-cased: what is routed.
+    pub domain: String,
+    /// The IP pool to send from.
+    pub pool: String,
+    /// Repeated on every event about this message.
+    pub facts: MessageFacts,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the first attempt is due (acceptance, or `start_time`), in Unix milliseconds.
+    pub due_ms: u64,
+    /// When the message stops being retried and bounces, in Unix milliseconds.
+    pub expires_ms: u64,
+    /// The last temporary failure, kept for the expiry bounce and for operators.
+    #[serde(default)]
+    pub last_reply: Option<String>,
+}
+
+/// A message to accept: its queue record and its body.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// The record; `attempts` should be 0.
+    pub message: QueuedMessage,
+    /// The complete RFC 5322 message, CRLF line endings, not dot-stuffed.
+    pub body: Vec<u8>,
+}

@@ -1,0 +1,260 @@
+//! The spool's trees and the transitions of a message through them.
+//!
+//! A schedule key is the due time (big-endian Unix milliseconds) followed by the message id, so
+//! a range scan from the start yields due messages oldest first. Handing a message to delivery
+//! moves its key from `schedule` to `inflight`; after a crash, everything in `inflight` is due
+//! again at once. Outcome writes and their events reach disk in the same group commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use sluice_core::clock::now_ms;
+use sluice_core::config::QueueConfig;
+use sluice_core::event::AttemptFacts;
+use sluice_core::{Event, EventKind, MessageId, Store, StoreError};
+use sluice_events::EventLog;
+use tokio::sync::Notify;
+
+use crate::message::{NewMessage, QueuedMessage};
+
+/// The durable queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    store: Store,
+    log: EventLog,
+    messages: sled::Tree,
+    bodies: sled::Tree,
+    schedule: sled::Tree,
+    inflight: sled::Tree,
+    config: Arc<QueueConfig>,
+    wake: Arc<Notify>,
+}
+
+impl Spool {
+    /// Opens the spool's trees and makes every message that was in flight at the last stop due
+    /// again now.
+    pub fn open(store: &Store, log: EventLog, config: QueueConfig) -> Result<Spool, StoreError> {
+        let spool = Spool {
+            store: store.clone(),
+            log,
+            messages: store.tree("messages")?,
+            bodies: store.tree("bodies")?,
+            schedule: store.tree("schedule")?,
+            inflight: store.tree("inflight")?,
+            config: Arc::new(config),
+            wake: Arc::new(Notify::new()),
+        };
+        spool.recover_inflight()?;
+        Ok(spool)
+    }
+
+    fn recover_inflight(&self) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut recovered = 0usize;
+        for key in self.inflight.iter().keys() {
+            let key = key?;
+            if let Some(id) = MessageId::from_be_slice(&key) {
+                self.schedule.insert(schedule_key(now, id), &[])?;
+                recovered += 1;
+            }
+            self.inflight.remove(key)?;
+        }
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "messages in flight at the last stop are due again"
+            );
+        }
+        Ok(())
+    }
+
+    /// Stores messages and their injection events, and returns once they are on disk.
+    pub async fn accept(&self, batch: Vec<NewMessage>) -> Result<(), StoreError> {
+        self.store.check()?;
+        let mut records = sled::Batch::default();
+        let mut bodies = sled::Batch::default();
+        let mut schedule = sled::Batch::default();
+        let mut events = Vec::with_capacity(batch.len());
+        for NewMessage { message, body } in &batch {
+            let key = message.id.to_be_bytes();
+            bodies.insert(&key, body.as_slice());
+            records.insert(&key, encode(message));
+            schedule.insert(&schedule_key(message.due_ms, message.id)[..], &[]);
+            events.push(event(
+                EventKind::Injection,
+                message,
+                AttemptFacts::default(),
+            ));
+        }
+        // Bodies and records first: a schedule entry must never point at nothing.
+        self.bodies.apply_batch(bodies)?;
+        self.messages.apply_batch(records)?;
+        self.schedule.apply_batch(schedule)?;
+        self.log.append(events)?;
+        self.store.durable().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Moves up to `limit` messages due at `now` from the schedule to in-flight and returns them.
+    pub fn take_due(&self, now: u64, limit: usize) -> Result<Vec<QueuedMessage>, StoreError> {
+        let mut out = Vec::new();
+        let end = schedule_key(now, MessageId(u64::MAX));
+        for entry in self.schedule.range(..end).keys().take(limit) {
+            let key = entry?;
+            let Some(id) = key.get(8..).and_then(MessageId::from_be_slice) else {
+                self.schedule.remove(&key)?;
+                continue;
+            };
+            self.inflight.insert(id.to_be_bytes(), &[])?;
+            self.schedule.remove(&key)?;
+            match self.message(id)? {
+                Some(message) => out.push(message),
+                // A stale index entry for a message already finished: drop it.
+                None => {
+                    self.inflight.remove(id.to_be_bytes())?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the earliest scheduled message is due, if any is scheduled.
+    pub fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.schedule.first()?.and_then(|(key, _)| due_of(&key)))
+    }
+
+    /// Resolves when new messages were accepted, so an idle scheduler looks again.
+    pub async fn accepted(&self) {
+        self.wake.notified().await;
+    }
+
+    /// A message's record.
+    pub fn message(&self, id: MessageId) -> Result<Option<QueuedMessage>, StoreError> {
+        Ok(self
+            .messages
+            .get(id.to_be_bytes())?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// A message's body.
+    pub fn body(&self, id: MessageId) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.bodies.get(id.to_be_bytes())?)
+    }
+
+    /// Number of messages in the spool, in flight or waiting.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether the spool holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// The receiving server accepted the message: record a `delivery` and forget the message.
+    pub async fn delivered(
+        &self,
+        message: &QueuedMessage,
+        attempt: AttemptFacts,
+    ) -> Result<(), StoreError> {
+        self.finish(message, EventKind::Delivery, attempt).await
+    }
+
+    /// The message failed permanently: record a `bounce` and forget the message.
+    pub async fn bounced(
+        &self,
+        message: &QueuedMessage,
+        attempt: AttemptFacts,
+    ) -> Result<(), StoreError> {
+        self.finish(message, EventKind::Bounce, attempt).await
+    }
+
+    /// The attempt failed temporarily: record a `delay` and schedule the next attempt, or
+    /// record a `bounce` when the next attempt would come after the message expires.
+    pub async fn deferred(
+        &self,
+        message: &QueuedMessage,
+        attempt: AttemptFacts,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut next = message.clone();
+        next.attempts += 1;
+        next.last_reply = attempt.raw_reason.clone();
+        let due = now + self.retry_wait(next.attempts).as_millis() as u64;
+        if due >= message.expires_ms {
+            tracing::info!(message_id = %message.id, attempts = next.attempts, "message expired");
+            return self.finish(message, EventKind::Bounce, attempt).await;
+        }
+        next.due_ms = due;
+        self.messages.insert(next.id.to_be_bytes(), encode(&next))?;
+        self.schedule.insert(schedule_key(due, next.id), &[])?;
+        self.inflight.remove(next.id.to_be_bytes())?;
+        self.log
+            .append([event(EventKind::Delay, message, attempt)])?;
+        self.store.durable().await
+    }
+
+    async fn finish(
+        &self,
+        message: &QueuedMessage,
+        kind: EventKind,
+        attempt: AttemptFacts,
+    ) -> Result<(), StoreError> {
+        let key = message.id.to_be_bytes();
+        self.log.append([event(kind, message, attempt)])?;
+        self.messages.remove(key)?;
+        self.bodies.remove(key)?;
+        self.inflight.remove(key)?;
+        self.store.durable().await
+    }
+
+    /// The wait after the `attempts`-th failure, with jitter.
+    fn retry_wait(&self, attempts: u32) -> Duration {
+        let schedule = &self.config.retry_schedule;
+        let index = (attempts as usize)
+            .saturating_sub(1)
+            .min(schedule.len().saturating_sub(1));
+        let base = schedule
+            .get(index)
+            .copied()
+            .unwrap_or(Duration::from_secs(60));
+        let jitter = self.config.retry_jitter;
+        if jitter <= 0.0 {
+            return base;
+        }
+        base.mul_f64(rand::rng().random_range(1.0 - jitter..=1.0 + jitter))
+    }
+}
+
+/// The event for an outcome of `message`.
+fn event(kind: EventKind, message: &QueuedMessage, attempt: AttemptFacts) -> Event {
+    let mut attempt = attempt;
+    if kind != EventKind::Injection {
+        attempt.num_retries.get_or_insert(message.attempts);
+    }
+    Event {
+        event_id: 0,
+        kind,
+        timestamp_ms: now_ms(),
+        message: message.facts.clone(),
+        attempt,
+    }
+}
+
+fn schedule_key(due_ms: u64, id: MessageId) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&due_ms.to_be_bytes());
+    key[8..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn due_of(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(..8)?.try_into().ok()?))
+}
+
+fn encode(message: &QueuedMessage) -> Vec<u8> {
+    // A struct of strings, numbers and JSON values always serialises.
+    serde_json::to_vec(message).unwrap_or_default()
+}

@@ -1,0 +1,133 @@
+//! `sluice serve`: wiring the crates together and running until SIGINT or SIGTERM.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sluice_api::{AppState, Keys};
+use sluice_core::config::Config;
+use sluice_core::{IdGenerator, Store};
+use sluice_delivery::smtp::opportunistic_config;
+use sluice_delivery::{Egress, Engine, Router};
+use sluice_events::{Dispatcher, EventLog, WebhookStore};
+use sluice_queue::{run_scheduler, Spool};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+/// How many due messages may wait between the scheduler and the delivery engine.
+const HANDOFF_CAPACITY: usize = 4096;
+
+/// Runs the server with the configuration at `path`, or the defaults.
+pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = match &path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let store = Store::open(&config.spool.path, config.spool.cache_bytes)
+        .with_context(|| format!("opening the spool at {}", config.spool.path.display()))?;
+    let log = EventLog::open(&store)?;
+    let webhooks = WebhookStore::open(&store)?;
+    let spool = Spool::open(&store, log.clone(), config.queue.clone())?;
+    let keys = Keys::open(&store, &config.api_keys)?;
+    ensure_a_key(&store, &keys).await?;
+    tracing::info!(queued = spool.len(), spool = %config.spool.path.display(), "spool open");
+
+    let dispatcher = Dispatcher::new(
+        log.clone(),
+        store.clone(),
+        webhooks.clone(),
+        config.webhooks.clone(),
+    )
+    .context("building the webhook HTTP client")?;
+    dispatcher.start_all()?;
+    start_delivery(&config, spool.clone())?;
+
+    let mut pools: HashSet<String> = config
+        .sending_ips
+        .iter()
+        .map(|ip| ip.pool.to_ascii_lowercase())
+        .collect();
+    pools.insert("default".into());
+    let state = AppState {
+        store: store.clone(),
+        spool,
+        log,
+        webhooks,
+        dispatcher,
+        keys,
+        ids: Arc::new(IdGenerator::new()),
+        config: Arc::new(config.api.clone()),
+        pools: Arc::new(pools),
+        queue: Arc::new(config.queue.clone()),
+    };
+    serve_api(&config, state).await?;
+    store
+        .flush_now()
+        .context("flushing the spool at shutdown")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts the scheduler and the delivery engine.
+fn start_delivery(config: &Config, spool: Spool) -> anyhow::Result<()> {
+    let router = Router::new(&config.dns, config.routes.clone(), config.delivery.mx_port)
+        .context("configuring the DNS resolver")?;
+    let egress = Egress::new(&config.sending_ips, &config.delivery.ehlo_hostname);
+    let tls = opportunistic_config().context("building the SMTP TLS configuration")?;
+    let engine = Engine::new(
+        spool.clone(),
+        router,
+        egress,
+        config.delivery.clone(),
+        Some(tls),
+    );
+    let (handoff, due) = mpsc::channel(HANDOFF_CAPACITY);
+    tokio::spawn(run_scheduler(spool, handoff));
+    tokio::spawn(engine.run(due));
+    Ok(())
+}
+
+/// With no key configured or stored, makes one and prints it once, so a first start is usable.
+async fn ensure_a_key(store: &Store, keys: &Keys) -> anyhow::Result<()> {
+    if keys.any() {
+        return Ok(());
+    }
+    let key = keys.generate("generated at first start")?;
+    store.durable().await?;
+    println!("No API key was configured, so one was created. It is shown only this once:");
+    println!("  {key}");
+    println!("Send it as the Authorization header of API requests.");
+    Ok(())
+}
+
+async fn serve_api(config: &Config, state: AppState) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("binding the API listener to {}", config.api.listen))?;
+    tracing::info!(listen = %config.api.listen, "API listening");
+    let app = NormalizePathLayer::trim_trailing_slash().layer(sluice_api::router(state));
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving the API")
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

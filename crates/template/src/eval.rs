@@ -1,0 +1,344 @@
+//! Evaluator: renders a compiled template against a [`Context`] into one output buffer.
+//!
+//! Owns name resolution (builtins, loop variables, data layers), loop scoping and the rules
+//! for nested templates: at most [`MAX_SNIPPETS`] `render_snippet` calls per render, no
+//! snippet inside a snippet and no dynamic content inside dynamic content, which together
+//! bound how deep rendering can recurse.
+
+use std::borrow::Cow;
+
+use serde_json::Value as Json;
+
+use crate::ast::{Expr, Func, Node};
+use crate::value::Value;
+use crate::{Context, Part, RenderError, Template};
+
+/// Most `render_snippet` calls one render may make, nested templates included.
+pub(crate) const MAX_SNIPPETS: usize = 5;
+
+/// Renders `template` into `out`.
+pub(crate) fn render(
+    template: &Template,
+    ctx: &Context<'_>,
+    out: &mut String,
+) -> Result<(), RenderError> {
+    let mut renderer = Renderer {
+        ctx,
+        part: template.part,
+        snippets_used: 0,
+        in_snippet: false,
+        in_dynamic: false,
+    };
+    renderer.nodes(&template.nodes, None, out)
+}
+
+/// One iteration of an `each`, linked to the enclosing loops; frames live on the call stack.
+struct Frame<'v> {
+    /// The array's name, for `loop_vars.<name>`.
+    name: Option<&'v str>,
+    item: &'v Json,
+    index: usize,
+    parent: Option<&'v Frame<'v>>,
+}
+
+/// Render state shared by the template and every snippet or dynamic content it pulls in.
+struct Renderer<'c, 'd> {
+    ctx: &'c Context<'d>,
+    part: Part,
+    snippets_used: usize,
+    in_snippet: bool,
+    in_dynamic: bool,
+}
+
+impl<'d> Renderer<'_, 'd> {
+    fn nodes<'v>(
+        &mut self,
+        nodes: &'v [Node],
+        scope: Option<&'v Frame<'v>>,
+        out: &mut String,
+    ) -> Result<(), RenderError>
+    where
+        'd: 'v,
+    {
+        nodes
+            .iter()
+            .try_for_each(|node| self.node(node, scope, out))
+    }
+
+    fn node<'v>(
+        &mut self,
+        node: &'v Node,
+        scope: Option<&'v Frame<'v>>,
+        out: &mut String,
+    ) -> Result<(), RenderError>
+    where
+        'd: 'v,
+    {
+        match node {
+            Node::Text(text) => out.push_str(text),
+            Node::Output { expr, escape } => self.eval(expr, scope).write(out, *escape),
+            Node::If {
+                branches,
+                otherwise,
+            } => {
+                let chosen = branches.iter().find(|b| self.eval(&b.cond, scope).truthy());
+                let body = chosen.map_or(otherwise.as_slice(), |b| b.body.as_slice());
+                return self.nodes(body, scope, out);
+            }
+            Node::Each { items, name, body } => {
+                let Value::Array(items) = self.eval(items, scope) else {
+                    return Ok(());
+                };
+                for (index, item) in items.iter().enumerate() {
+                    let frame = Frame {
+                        name: name.as_deref(),
+                        item,
+                        index,
+                        parent: scope,
+                    };
+                    self.nodes(body, Some(&frame), out)?;
+                }
+            }
+            Node::Snippet { id } => return self.snippet(id, scope, out),
+            Node::Dynamic { path } => return self.dynamic(path, scope, out),
+        }
+        Ok(())
+    }
+
+    fn snippet<'v>(
+        &mut self,
+        id: &'v Expr,
+        scope: Option<&'v Frame<'v>>,
+        out: &mut String,
+    ) -> Result<(), RenderError>
+    where
+        'd: 'v,
+    {
+        if self.in_snippet {
+            return Err(RenderError::new(
+                "render_snippet cannot be used inside a snippet",
+            ));
+        }
+        self.snippets_used += 1;
+        if self.snippets_used > MAX_SNIPPETS {
+            let msg = format!("snippet limit exceeded: at most {MAX_SNIPPETS} per render");
+            return Err(RenderError::new(msg));
+        }
+        let id = match self.eval(id, scope) {
+            Value::Str(id) => id,
+            _ => return Err(RenderError::new("render_snippet needs a snippet id string")),
+        };
+        let lookup = self.ctx.snippets.and_then(|find| find(&id, self.part));
+        let source = lookup.ok_or_else(|| RenderError::new(format!("snippet '{id}' not found")))?;
+        let template = Template::compile(&source, self.part)
+            .map_err(|e| RenderError::new(format!("snippet '{id}' does not compile: {e}")))?;
+        let was_in_snippet = std::mem::replace(&mut self.in_snippet, true);
+        let result = self.nodes(&template.nodes, scope, out);
+        self.in_snippet = was_in_snippet;
+        result
+    }
+
+    fn dynamic<'v>(
+        &mut self,
+        path: &'v Expr,
+        scope: Option<&'v Frame<'v>>,
+        out: &mut String,
+    ) -> Result<(), RenderError>
+    where
+        'd: 'v,
+    {
+        if self.in_dynamic {
+            let msg = "render_dynamic_content cannot be used inside dynamic content";
+            return Err(RenderError::new(msg));
+        }
+        // Missing or non-string content renders nothing, like any missing variable.
+        let Value::Str(source) = self.eval(path, scope) else {
+            return Ok(());
+        };
+        let template = Template::compile(&source, self.part)
+            .map_err(|e| RenderError::new(format!("dynamic content does not compile: {e}")))?;
+        let was_in_dynamic = std::mem::replace(&mut self.in_dynamic, true);
+        let result = self.nodes(&template.nodes, scope, out);
+        self.in_dynamic = was_in_dynamic;
+        result
+    }
+
+    fn eval<'v>(&self, expr: &'v Expr, scope: Option<&'v Frame<'v>>) -> Value<'v>
+    where
+        'd: 'v,
+    {
+        match expr {
+            Expr::Nil => Value::Nil,
+            Expr::Bool(b) => Value::Bool(*b),
+            Expr::Num(n) => Value::Num(*n),
+            Expr::Str(s) => Value::Str(Cow::Borrowed(s)),
+            Expr::Var(name) => self.lookup(name),
+            Expr::Builtin(name) => Value::from_option(self.ctx.builtins.get(*name)),
+            Expr::DynamicRoot(name) => {
+                Value::from_option(self.ctx.dynamic.and_then(|map| map.get(*name)))
+            }
+            Expr::LoopVar => {
+                scope.map_or_else(|| self.lookup("loop_var"), |f| Value::from_json(f.item))
+            }
+            Expr::LoopIndex => {
+                scope.map_or_else(|| self.lookup("loop_index"), |f| Value::Num(f.index as f64))
+            }
+            Expr::LoopVarOf(name) => loop_var_of(scope, name),
+            Expr::Field(base, key) => self.eval(base, scope).field(key),
+            Expr::Index(base, key) => self.eval(base, scope).index(&self.eval(key, scope)),
+            Expr::Call(Func::Braces(text), _) => Value::Str(Cow::Borrowed(text)),
+            Expr::Call(Func::Empty, args) => Value::Bool(
+                args.first()
+                    .is_none_or(|arg| self.eval(arg, scope).is_empty()),
+            ),
+            _ => self.eval_operator(expr, scope),
+        }
+    }
+
+    fn eval_operator<'v>(&self, expr: &'v Expr, scope: Option<&'v Frame<'v>>) -> Value<'v>
+    where
+        'd: 'v,
+    {
+        match expr {
+            Expr::Len(operand) => self.eval(operand, scope).length(),
+            Expr::Neg(operand) => self
+                .eval(operand, scope)
+                .as_number()
+                .map_or(Value::Nil, |n| Value::Num(-n)),
+            Expr::Not(operand) => Value::Bool(!self.eval(operand, scope).truthy()),
+            Expr::And(lhs, rhs) => self.short_circuit(lhs, rhs, scope, true),
+            Expr::Or(lhs, rhs) => self.short_circuit(lhs, rhs, scope, false),
+            Expr::Binary(op, lhs, rhs) => self.eval(lhs, scope).binary(*op, &self.eval(rhs, scope)),
+            // Leaves and calls are handled by `eval` before it delegates here.
+            _ => Value::Nil,
+        }
+    }
+
+    /// Lua `and` (`go_on_if_truthy`) and `or`: the left value unless it decides nothing.
+    fn short_circuit<'v>(
+        &self,
+        lhs: &'v Expr,
+        rhs: &'v Expr,
+        scope: Option<&'v Frame<'v>>,
+        go_on_if_truthy: bool,
+    ) -> Value<'v>
+    where
+        'd: 'v,
+    {
+        let lhs = self.eval(lhs, scope);
+        if lhs.truthy() == go_on_if_truthy {
+            self.eval(rhs, scope)
+        } else {
+            lhs
+        }
+    }
+
+    /// A top-level key from the first data layer that has it.
+    fn lookup(&self, name: &str) -> Value<'d> {
+        Value::from_option(self.ctx.layers.iter().find_map(|&layer| layer.get(name)))
+    }
+}
+
+/// `loop_vars.<name>`: the current element of the innermost enclosing loop over `name`.
+fn loop_var_of<'v>(scope: Option<&'v Frame<'v>>, name: &str) -> Value<'v> {
+    let mut frame = scope;
+    while let Some(current) = frame {
+        if current.name == Some(name) {
+            return Value::from_json(current.item);
+        }
+        frame = current.parent;
+    }
+    Value::Nil
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map};
+
+    fn object(value: Json) -> Map<String, Json> {
+        match value {
+            Json::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    fn render_with(source: &str, layers: &[Json]) -> Result<String, RenderError> {
+        let maps: Vec<Map<String, Json>> = layers.iter().cloned().map(object).collect();
+        let builtins = object(json!({"email": "b@x.test"}));
+        let ctx = Context {
+            layers: maps.iter().collect(),
+            builtins: &builtins,
+            dynamic: None,
+            snippets: None,
+        };
+        Template::compile(source, Part::Text)
+            .expect("compiles")
+            .render(&ctx)
+    }
+
+    #[test]
+    fn first_layer_with_the_key_wins_even_when_null() {
+        let layers = [json!({"a": null}), json!({"a": "lower", "b": "b"})];
+        assert_eq!(
+            render_with("[{{a}}][{{b}}]", &layers).expect("renders"),
+            "[][b]"
+        );
+    }
+
+    #[test]
+    fn builtins_ignore_the_data_layers() {
+        let layers = [json!({"email": "spoofed", "email_id": "spoofed"})];
+        assert_eq!(
+            render_with("{{email}}|{{email_id}}", &layers).expect("renders"),
+            "b@x.test|"
+        );
+    }
+
+    #[test]
+    fn loop_names_fall_back_to_data_outside_loops() {
+        let layers = [json!({"loop_var": "v", "loop_index": 7})];
+        assert_eq!(
+            render_with("{{loop_var}}{{loop_index}}", &layers).expect("renders"),
+            "v7"
+        );
+    }
+
+    #[test]
+    fn loop_vars_finds_the_innermost_loop_with_that_name() {
+        let layers = [json!({"a": [{"a": [1, 2]}, {"a": [3]}]})];
+        let source =
+            "{{each a}}{{each loop_var.a}}{{loop_vars.a}}/{{loop_vars.zzz}};{{end}}{{end}}";
+        assert_eq!(render_with(source, &layers).expect("renders"), "1/;2/;3/;");
+    }
+
+    #[test]
+    fn short_circuits_skip_the_other_operand() {
+        let layers = [json!({"t": true})];
+        let source = "{{ t or render }}{{ nil and x.y.z }}{{ false or nil }}";
+        assert_eq!(render_with(source, &layers).expect("renders"), "true");
+    }
+
+    #[test]
+    fn empty_without_arguments_is_impossible_but_safe() {
+        let renderer_input = Expr::Call(Func::Empty, Vec::new());
+        let builtins = Map::new();
+        let ctx = Context {
+            layers: Vec::new(),
+            builtins: &builtins,
+            dynamic: None,
+            snippets: None,
+        };
+        let renderer = Renderer {
+            ctx: &ctx,
+            part: Part::Text,
+            snippets_used: 0,
+            in_snippet: false,
+            in_dynamic: false,
+        };
+        assert!(matches!(
+            renderer.eval(&renderer_input, None),
+            Value::Bool(true)
+        ));
+    }
+}
