@@ -456,6 +456,20 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid_and_matches_the_defaults() {
+        let example = include_str!("../../../deploy/sluice.example.toml");
+        let config = parse(example).expect("deploy/sluice.example.toml parses");
+        let defaults = Config::default();
+        assert_eq!(config.queue.retry_schedule, defaults.queue.retry_schedule);
+        assert_eq!(
+            config.webhooks.retry_schedule,
+            defaults.webhooks.retry_schedule
+        );
+        assert_eq!(config.api.max_body_bytes, defaults.api.max_body_bytes);
+        assert_eq!(config.delivery.idle_timeout, defaults.delivery.idle_timeout);
+    }
+
+    #[test]
     fn rates_round_trip() {
         for text in ["300/s", "20000/h", "1/m", "1000/d"] {
             let rate: Rate = text.parse().expect("valid rate");

@@ -28,6 +28,7 @@ pub async fn run_scheduler(spool: Spool, ready: mpsc::Sender<QueuedMessage>) {
             wait_for_work(&spool).await;
             continue;
         }
+        tracing::debug!(count = due.len(), "handing due messages to delivery");
         for message in due {
             if ready.send(message).await.is_err() {
                 return;
@@ -44,6 +45,7 @@ async fn wait_for_work(spool: &Spool) {
         Ok(None) => Duration::from_secs(3600),
         Err(_) => Duration::from_secs(1),
     };
+    tracing::debug!(sleep_ms = sleep.as_millis() as u64, "scheduler idle");
     tokio::select! {
         _ = tokio::time::sleep(sleep) => {}
         _ = spool.accepted() => {}

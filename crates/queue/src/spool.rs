@@ -125,7 +125,7 @@ impl Spool {
         Ok(self.schedule.first()?.and_then(|(key, _)| due_of(&key)))
     }
 
-    /// Resolves when new messages were accepted, so an idle scheduler looks again.
+    /// Resolves when messages were accepted or rescheduled, so an idle scheduler looks again.
     pub async fn accepted(&self) {
         self.wake.notified().await;
     }
@@ -193,6 +193,8 @@ impl Spool {
         self.inflight.remove(next.id.to_be_bytes())?;
         self.log
             .append([event(EventKind::Delay, message, attempt)])?;
+        // The scheduler may be asleep until a later time; let it see the new entry.
+        self.wake.notify_one();
         self.store.durable().await
     }
 

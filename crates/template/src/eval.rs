@@ -1,9 +1,10 @@
 //! Evaluator: renders a compiled template against a [`Context`] into one output buffer.
 //!
-//! Owns name resolution (builtins, loop variables, data layers), loop scoping and the rules
-//! for nested templates: at most [`MAX_SNIPPETS`] `render_snippet` calls per render, no
-//! snippet inside a snippet and no dynamic content inside dynamic content, which together
-//! bound how deep rendering can recurse.
+//! Owns name resolution (builtins, loop variables, data layers), loop scoping and the limits
+//! that keep one hostile template from stalling a sender: at most [`MAX_SNIPPETS`]
+//! `render_snippet` calls, no snippet inside a snippet and no dynamic content inside dynamic
+//! content (bounding recursion), and loop iteration and output budgets (bounding time and
+//! memory, since nested loops multiply).
 
 use std::borrow::Cow;
 
@@ -14,7 +15,13 @@ use crate::value::Value;
 use crate::{Context, Part, RenderError, Template};
 
 /// Most `render_snippet` calls one render may make, nested templates included.
-pub(crate) const MAX_SNIPPETS: usize = 5;
+pub const MAX_SNIPPETS: usize = 5;
+
+/// Most `each` iterations one render may run, counting every nesting level.
+pub const MAX_LOOP_ITERATIONS: usize = 1_000_000;
+
+/// Most bytes one render may produce (checked as loops run, the only way output multiplies).
+pub const MAX_OUTPUT_BYTES: usize = 32 * 1024 * 1024;
 
 /// Renders `template` into `out`.
 pub(crate) fn render(
@@ -22,13 +29,7 @@ pub(crate) fn render(
     ctx: &Context<'_>,
     out: &mut String,
 ) -> Result<(), RenderError> {
-    let mut renderer = Renderer {
-        ctx,
-        part: template.part,
-        snippets_used: 0,
-        in_snippet: false,
-        in_dynamic: false,
-    };
+    let mut renderer = Renderer::new(ctx, template.part, out.len());
     renderer.nodes(&template.nodes, None, out)
 }
 
@@ -46,11 +47,26 @@ struct Renderer<'c, 'd> {
     ctx: &'c Context<'d>,
     part: Part,
     snippets_used: usize,
+    iterations: usize,
+    /// Length of the output buffer before this render, which may be a reused buffer.
+    start_len: usize,
     in_snippet: bool,
     in_dynamic: bool,
 }
 
-impl<'d> Renderer<'_, 'd> {
+impl<'c, 'd> Renderer<'c, 'd> {
+    fn new(ctx: &'c Context<'d>, part: Part, start_len: usize) -> Self {
+        Renderer {
+            ctx,
+            part,
+            snippets_used: 0,
+            iterations: 0,
+            start_len,
+            in_snippet: false,
+            in_dynamic: false,
+        }
+    }
+
     fn nodes<'v>(
         &mut self,
         nodes: &'v [Node],
@@ -90,6 +106,7 @@ impl<'d> Renderer<'_, 'd> {
                     return Ok(());
                 };
                 for (index, item) in items.iter().enumerate() {
+                    self.charge_iteration(out)?;
                     let frame = Frame {
                         name: name.as_deref(),
                         item,
@@ -101,6 +118,19 @@ impl<'d> Renderer<'_, 'd> {
             }
             Node::Snippet { id } => return self.snippet(id, scope, out),
             Node::Dynamic { path } => return self.dynamic(path, scope, out),
+        }
+        Ok(())
+    }
+
+    fn charge_iteration(&mut self, out: &str) -> Result<(), RenderError> {
+        self.iterations += 1;
+        if self.iterations > MAX_LOOP_ITERATIONS {
+            let msg = format!("loop limit exceeded: at most {MAX_LOOP_ITERATIONS} iterations");
+            return Err(RenderError::new(msg));
+        }
+        if out.len().saturating_sub(self.start_len) > MAX_OUTPUT_BYTES {
+            let msg = format!("output limit exceeded: at most {MAX_OUTPUT_BYTES} bytes");
+            return Err(RenderError::new(msg));
         }
         Ok(())
     }
@@ -320,6 +350,18 @@ mod tests {
     }
 
     #[test]
+    fn nested_loops_are_bounded() {
+        let layers = [json!({"a": [1, 2, 3, 4]})];
+        let source = "{{each a}}".repeat(11) + "x" + &"{{end}}".repeat(11);
+        let err = render_with(&source, &layers).expect_err("4^11 iterations");
+        assert!(err.message.starts_with("loop limit exceeded"), "{err}");
+        let big = [json!({"a": [1, 2, 3, 4], "s": "y".repeat(64 * 1024)})];
+        let source = "{{each a}}".repeat(9) + "{{s}}" + &"{{end}}".repeat(9);
+        let err = render_with(&source, &big).expect_err("16 GiB of output");
+        assert!(err.message.starts_with("output limit exceeded"), "{err}");
+    }
+
+    #[test]
     fn empty_without_arguments_is_impossible_but_safe() {
         let renderer_input = Expr::Call(Func::Empty, Vec::new());
         let builtins = Map::new();
@@ -329,13 +371,7 @@ mod tests {
             dynamic: None,
             snippets: None,
         };
-        let renderer = Renderer {
-            ctx: &ctx,
-            part: Part::Text,
-            snippets_used: 0,
-            in_snippet: false,
-            in_dynamic: false,
-        };
+        let renderer = Renderer::new(&ctx, Part::Text, 0);
         assert!(matches!(
             renderer.eval(&renderer_input, None),
             Value::Bool(true)

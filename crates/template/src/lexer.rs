@@ -4,6 +4,8 @@
 //! tag. Line numbers are tracked here because every later error is reported by line.
 
 use crate::amp::AmpTemplates;
+use crate::names;
+use crate::token::{Sym, Token, TokenKind};
 use crate::{CompileError, Part};
 
 /// A piece of template source: literal text or one tag.
@@ -49,82 +51,12 @@ pub(crate) struct Tag<'s> {
     pub tokens: Vec<Token<'s>>,
 }
 
-/// Keywords that open, continue or close a block.
-const STATEMENT_KEYWORDS: [&str; 5] = ["if", "elseif", "else", "end", "each"];
-
 impl Tag<'_> {
     /// The statement keyword this tag starts with, if it is a statement.
     pub fn statement(&self) -> Option<&str> {
         match self.tokens.first().map(|t| &t.kind) {
-            Some(TokenKind::Ident(word)) if STATEMENT_KEYWORDS.contains(word) => Some(word),
+            Some(TokenKind::Ident(word)) if names::STATEMENTS.contains(word) => Some(word),
             _ => None,
-        }
-    }
-}
-
-/// A token with the line it starts on.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Token<'s> {
-    pub kind: TokenKind<'s>,
-    pub line: u32,
-}
-
-/// The kinds of token an expression is made of.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum TokenKind<'s> {
-    /// A name or keyword: `[A-Za-z_][A-Za-z0-9_]*`.
-    Ident(&'s str),
-    /// A quoted string with escapes already resolved.
-    Str(String),
-    /// A decimal number literal.
-    Num(f64),
-    /// An operator or punctuation.
-    Sym(Sym),
-}
-
-/// Operators and punctuation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sym {
-    LParen,
-    RParen,
-    LBracket,
-    RBracket,
-    Dot,
-    Comma,
-    Hash,
-    Plus,
-    Minus,
-    Star,
-    Slash,
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl Sym {
-    /// The symbol as written, for error messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sym::LParen => "(",
-            Sym::RParen => ")",
-            Sym::LBracket => "[",
-            Sym::RBracket => "]",
-            Sym::Dot => ".",
-            Sym::Comma => ",",
-            Sym::Hash => "#",
-            Sym::Plus => "+",
-            Sym::Minus => "-",
-            Sym::Star => "*",
-            Sym::Slash => "/",
-            Sym::Eq => "==",
-            Sym::Ne => "!=",
-            Sym::Lt => "<",
-            Sym::Le => "<=",
-            Sym::Gt => ">",
-            Sym::Ge => ">=",
         }
     }
 }
@@ -202,6 +134,15 @@ fn count_newlines(text: &str) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// The character a backslash escape stands for; unknown escapes stand for themselves.
+fn unescape(escaped: char) -> char {
+    match escaped {
+        'n' => '\n',
+        't' => '\t',
+        other => other,
+    }
+}
+
 /// Reads the tokens of one tag, starting just after its opening braces.
 struct Cursor<'s> {
     src: &'s str,
@@ -277,7 +218,7 @@ impl<'s> Cursor<'s> {
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => Ok(TokenKind::Ident(self.ident())),
             b'0'..=b'9' => self.number(),
             b'\'' | b'"' => self.string(byte),
-            _ => self.symbol(byte).map(TokenKind::Sym),
+            _ => self.symbol().map(TokenKind::Sym),
         }
     }
 
@@ -318,58 +259,36 @@ impl<'s> Cursor<'s> {
         let mut value = String::new();
         let mut chars = self.remaining().char_indices().skip(1);
         while let Some((offset, c)) = chars.next() {
-            match c {
+            let (written, meant) = match c {
                 _ if c == char::from(quote) => {
                     self.pos += offset + 1;
                     return Ok(TokenKind::Str(value));
                 }
                 '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, 't')) => value.push('\t'),
-                    Some((_, other)) => {
-                        if other == '\n' {
-                            self.line = self.line.saturating_add(1);
-                        }
-                        value.push(other);
-                    }
+                    Some((_, escaped)) => (escaped, unescape(escaped)),
                     None => break,
                 },
-                '\n' => {
-                    self.line = self.line.saturating_add(1);
-                    value.push(c);
-                }
-                _ => value.push(c),
+                _ => (c, c),
+            };
+            if written == '\n' {
+                self.line = self.line.saturating_add(1);
             }
+            value.push(meant);
         }
         let msg = format!("unterminated string literal starting on line {start_line}");
         Err(self.error(msg))
     }
 
-    fn symbol(&mut self, byte: u8) -> Result<Sym, CompileError> {
-        let next = self.peek_at(1);
-        let (sym, len) = match (byte, next) {
-            (b'=', Some(b'=')) => (Sym::Eq, 2),
-            (b'!' | b'~', Some(b'=')) => (Sym::Ne, 2),
-            (b'<', Some(b'=')) => (Sym::Le, 2),
-            (b'>', Some(b'=')) => (Sym::Ge, 2),
-            (b'<', _) => (Sym::Lt, 1),
-            (b'>', _) => (Sym::Gt, 1),
-            (b'(', _) => (Sym::LParen, 1),
-            (b')', _) => (Sym::RParen, 1),
-            (b'[', _) => (Sym::LBracket, 1),
-            (b']', _) => (Sym::RBracket, 1),
-            (b'.', _) => (Sym::Dot, 1),
-            (b',', _) => (Sym::Comma, 1),
-            (b'#', _) => (Sym::Hash, 1),
-            (b'+', _) => (Sym::Plus, 1),
-            (b'-', _) => (Sym::Minus, 1),
-            (b'*', _) => (Sym::Star, 1),
-            (b'/', _) => (Sym::Slash, 1),
-            (b'=', _) => return Err(self.error("unexpected '=': use '==' to compare")),
-            _ => return Err(self.unexpected_char()),
-        };
-        self.pos += len;
-        Ok(sym)
+    fn symbol(&mut self) -> Result<Sym, CompileError> {
+        let rest = self.remaining();
+        if let Some((sym, len)) = Sym::at_start_of(rest) {
+            self.pos += len;
+            return Ok(sym);
+        }
+        if rest.starts_with('=') {
+            return Err(self.error("unexpected '=': use '==' to compare"));
+        }
+        Err(self.unexpected_char())
     }
 
     fn unexpected_char(&self) -> CompileError {
@@ -407,11 +326,11 @@ mod tests {
 
     #[test]
     fn lexes_operators_numbers_and_escapes() {
-        let toks = tag_tokens(r#"{{ a.b[1] >= 2.5 ~= "q\"x" }}"#);
+        let toks = tag_tokens(r#"{{ a.b[1] >= 2.5 ~= "q\"x\n" }}"#);
         assert_eq!(toks.len(), 10);
         assert_eq!(toks[7], TokenKind::Num(2.5));
         assert_eq!(toks[8], TokenKind::Sym(Sym::Ne));
-        assert_eq!(toks[9], TokenKind::Str("q\"x".into()));
+        assert_eq!(toks[9], TokenKind::Str("q\"x\n".into()));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use serde_json::json;
-//! use substitution::{Context, Part, Template};
+//! use sluice_template::{Context, Part, Template};
 //!
 //! let template = Template::compile("<p>Hi {{ name or 'there' }}</p>", Part::Html)?;
 //! let recipient = json!({"name": "<Ada>"});
@@ -36,10 +36,14 @@ mod elide;
 mod escape;
 mod eval;
 mod lexer;
+mod names;
 mod parser;
+mod token;
 mod value;
 
 use std::fmt;
+
+pub use eval::{MAX_LOOP_ITERATIONS, MAX_OUTPUT_BYTES, MAX_SNIPPETS};
 
 use serde_json::{Map, Value as Json};
 

@@ -7,9 +7,11 @@
 mod expr;
 
 use crate::ast::{Branch, Escape, Expr, Func, Node};
-use crate::lexer::{self, Segment, Tag, TokenKind};
+use crate::lexer::{self, Segment, Tag};
+use crate::names::DYNAMIC_ROOTS;
+use crate::token::{Sym, TokenKind};
 use crate::{elide, escape, CompileError, Part};
-use expr::{ExprParser, DYNAMIC_ROOTS};
+use expr::ExprParser;
 
 /// Maximum nesting of `if`/`each` blocks.
 const MAX_BLOCK_DEPTH: u32 = 32;
@@ -204,9 +206,9 @@ impl<'s> Parser<'s> {
 
 /// `render_snippet(id)` or `render_dynamic_content(path)`, after the name.
 fn tag_macro(name: &str, exprs: &mut ExprParser<'_, '_>, line: u32) -> Result<Node, CompileError> {
-    exprs.expect_sym(lexer::Sym::LParen, &format!("after {name}"))?;
+    exprs.expect_sym(Sym::LParen, &format!("after {name}"))?;
     let arg = exprs.expr()?;
-    exprs.expect_sym(lexer::Sym::RParen, &format!("to close {name}("))?;
+    exprs.expect_sym(Sym::RParen, &format!("to close {name}("))?;
     exprs.finish()?;
     if name == "render_snippet" {
         return Ok(Node::Snippet { id: arg });
@@ -228,10 +230,16 @@ fn terminator(
 ) -> Result<Terminator, CompileError> {
     let end = match keyword {
         "elseif" => return Ok(Terminator::ElseIf(condition(exprs)?, line)),
+        "else" if exprs.accept_word("if") => {
+            return Err(CompileError::new(
+                line,
+                "write 'elseif' instead of 'else if'",
+            ));
+        }
         "else" => Terminator::Else(line),
         _ => Terminator::End(line),
     };
-    exprs.finish()?;
+    exprs.finish_after(&format!("'{keyword}'"))?;
     Ok(end)
 }
 
@@ -357,7 +365,9 @@ mod tests {
             (3, "expected an expression")
         );
         let err = parse("{{if x}}{{end extra}}", Part::Text).expect_err("junk after end");
-        assert_eq!(err.message, "unexpected 'extra' after expression");
+        assert_eq!(err.message, "unexpected 'extra' after 'end'");
+        let err = parse("{{if x}}{{else if y}}{{end}}", Part::Text).expect_err("else if");
+        assert_eq!(err.message, "write 'elseif' instead of 'else if'");
         let err = parse("{{if x}}{{else}}{{elseif y}}{{end}}", Part::Text).expect_err("order");
         assert_eq!(
             err.message,

@@ -306,6 +306,7 @@ impl Connection {
             return Err(SmtpError::Io { phase, source });
         }
         self.line = String::from_utf8_lossy(&raw).into_owned();
+        tracing::trace!(peer = %self.peer, line = %self.line.trim_end(), "smtp receive");
         Ok(())
     }
 }

@@ -5,28 +5,14 @@
 //! parser nor the evaluator can recurse deeply on hostile input.
 
 use crate::ast::{BinOp, Expr, Func};
-use crate::lexer::{Sym, Token, TokenKind};
+use crate::names::{braces, BUILTINS, RESERVED, TAG_MACROS};
+use crate::token::{describe, Sym, Token, TokenKind};
 use crate::CompileError;
 
 /// Maximum nesting of parentheses, brackets, call arguments and unary operators.
 const MAX_NESTING: u32 = 32;
 /// Maximum operators and path steps in one tag; bounds the depth of left-leaning trees.
 const MAX_OPERATIONS: u32 = 256;
-
-/// Names read from [`crate::Context::builtins`] rather than from the data layers.
-pub(crate) const BUILTINS: [&str; 5] = ["address", "email", "email_id", "env_from", "return_path"];
-
-/// Roots that `render_dynamic_content` accepts.
-pub(crate) const DYNAMIC_ROOTS: [&str; 3] = ["dynamic_html", "dynamic_plain", "dynamic_amp_html"];
-
-/// Lua keywords and statement words that may never name a variable.
-const RESERVED: [&str; 22] = [
-    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "if", "in", "local",
-    "nil", "not", "or", "each", "repeat", "return", "then", "true", "until", "while",
-];
-
-/// Functions that only make sense as the whole content of a tag.
-const TAG_MACROS: [&str; 2] = ["render_snippet", "render_dynamic_content"];
 
 /// Parses expressions from the tokens of one tag.
 pub(crate) struct ExprParser<'t, 's> {
@@ -77,11 +63,14 @@ impl<'t, 's> ExprParser<'t, 's> {
 
     /// Fails unless every token has been consumed.
     pub fn finish(&self) -> Result<(), CompileError> {
+        self.finish_after("expression")
+    }
+
+    /// Like [`Self::finish`], naming what the stray token follows (e.g. `'end'`).
+    pub fn finish_after(&self, what: &str) -> Result<(), CompileError> {
         match self.peek() {
             None => Ok(()),
-            Some(kind) => {
-                Err(self.error(format!("unexpected {} after expression", describe(kind))))
-            }
+            Some(kind) => Err(self.error(format!("unexpected {} after {what}", describe(kind)))),
         }
     }
 
@@ -89,6 +78,12 @@ impl<'t, 's> ExprParser<'t, 's> {
     pub fn error(&self, message: impl Into<String>) -> CompileError {
         let line = self.tokens.get(self.pos).map_or(self.tag_line, |t| t.line);
         CompileError::new(line, message)
+    }
+
+    /// An error at the line of the token just consumed.
+    fn error_at_last(&self, message: impl Into<String>) -> CompileError {
+        let last = self.pos.checked_sub(1).and_then(|i| self.tokens.get(i));
+        CompileError::new(last.map_or(self.tag_line, |t| t.line), message)
     }
 
     fn peek(&self) -> Option<&TokenKind<'s>> {
@@ -246,8 +241,7 @@ impl<'t, 's> ExprParser<'t, 's> {
                 Ok(inner)
             }
             TokenKind::Sym(sym) => {
-                self.pos -= 1;
-                Err(self.error(format!("unexpected '{}'", sym.as_str())))
+                Err(self.error_at_last(format!("unexpected '{}'", sym.as_str())))
             }
         }
     }
@@ -276,26 +270,26 @@ impl<'t, 's> ExprParser<'t, 's> {
             return Ok(Expr::Builtin(builtin));
         }
         if RESERVED.contains(&word) {
-            self.pos -= 1;
             let msg = format!("'{word}' is a reserved word and cannot be used as a variable");
-            return Err(self.error(msg));
+            return Err(self.error_at_last(msg));
         }
         Ok(Expr::Var(word.to_string()))
     }
 
+    /// A call to `name`, whose `(` is the next token.
     fn call(&mut self, name: &str) -> Result<Expr, CompileError> {
-        self.pos -= 1;
         if TAG_MACROS.contains(&name) {
-            return Err(self.error(format!("{name} must be the only expression in its tag")));
+            let msg = format!("{name} must be the only expression in its tag");
+            return Err(self.error_at_last(msg));
         }
         let func = match name {
             "empty" => Func::Empty,
             _ => match braces(name) {
                 Some(text) => Func::Braces(text),
-                None => return Err(self.error(format!("unknown function '{name}'"))),
+                None => return Err(self.error_at_last(format!("unknown function '{name}'"))),
             },
         };
-        self.pos += 2;
+        self.accept_sym(Sym::LParen);
         self.count_operation()?;
         let args = self.nested(Self::arguments)?;
         let arity = usize::from(func == Func::Empty);
@@ -327,29 +321,6 @@ fn index(base: Expr, key: Expr) -> Expr {
     match key {
         Expr::Str(name) => Expr::Field(Box::new(base), name),
         key => Expr::Index(Box::new(base), Box::new(key)),
-    }
-}
-
-/// The text produced by a `*_curly()` macro.
-fn braces(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "opening_single_curly" => "{",
-        "closing_single_curly" => "}",
-        "opening_double_curly" => "{{",
-        "closing_double_curly" => "}}",
-        "opening_triple_curly" => "{{{",
-        "closing_triple_curly" => "}}}",
-        _ => return None,
-    })
-}
-
-/// A token as shown in error messages.
-pub(crate) fn describe(kind: &TokenKind<'_>) -> String {
-    match kind {
-        TokenKind::Ident(word) => format!("'{word}'"),
-        TokenKind::Str(_) => "string".to_string(),
-        TokenKind::Num(_) => "number".to_string(),
-        TokenKind::Sym(sym) => format!("'{}'", sym.as_str()),
     }
 }
 

@@ -1,0 +1,268 @@
+//! End-to-end: the real `sluice` binary, driven over its HTTP API, delivering to SMTP servers
+//! on loopback and posting events to a webhook receiver.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sluice_testkit::smtp::{Reply, Script, SmtpSink};
+use sluice_testkit::webhook::{Behaviour, WebhookReceiver};
+use support::{hop, message_events, Server};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn sink(script: Script) -> SmtpSink {
+    SmtpSink::start("127.0.0.1:0".parse().expect("addr"), script)
+        .await
+        .expect("starting the sink")
+}
+
+async fn receiver() -> WebhookReceiver {
+    WebhookReceiver::start("127.0.0.1:0".parse().expect("addr"), Behaviour::new())
+        .await
+        .expect("starting the receiver")
+}
+
+async fn register_webhook(server: &Server, receiver: &WebhookReceiver) -> String {
+    let (status, body) = server
+        .post("/webhooks", &json!({"name": "test", "target": receiver.url(), "events": ["injection", "delivery", "delay", "bounce"]}))
+        .await;
+    assert_eq!(status, 200, "creating the webhook: {body}");
+    body["results"]["id"]
+        .as_str()
+        .expect("webhook id")
+        .to_string()
+}
+
+fn fast_config(route_to: &str) -> String {
+    format!(
+        "[routes]\n\"example.test\" = \"{route_to}\"\n\
+         [queue]\nretry_schedule = [\"1s\"]\nretry_jitter = 0.0\n\
+         [webhooks]\nbatch_interval = \"200ms\"\nretry_schedule = [\"1s\"]\n"
+    )
+}
+
+#[tokio::test]
+async fn each_recipient_gets_one_personalised_message_and_its_events() {
+    let sink = sink(Script::new()).await;
+    let receiver = receiver().await;
+    let server = Server::start("personalised", &fast_config(&hop(sink.addr()))).await;
+    register_webhook(&server, &receiver).await;
+
+    let people = [("ann", "Ann"), ("bob", "Bob"), ("cy", "Cy")];
+    let recipients: Vec<Value> = people
+        .iter()
+        .map(|(local, name)| json!({"address": {"email": format!("{local}@example.test"), "name": name}, "substitution_data": {"first": name}}))
+        .collect();
+    let (status, body) = server
+        .post("/transmissions", &json!({
+            "campaign_id": "welcome",
+            "recipients": recipients,
+            "substitution_data": {"shop": "Sluice Store"},
+            "content": {"from": "shop@sender.test", "subject": "Hello {{first}}", "text": "Dear {{first}}, welcome to {{shop}}."}
+        }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"]["total_accepted_recipients"], 3);
+
+    let messages = sink.wait_for_messages(3, WAIT).await;
+    assert_eq!(messages.len(), 3, "log:\n{}", server.log());
+    for (local, name) in people {
+        let rcpt = format!("{local}@example.test");
+        let mine: Vec<_> = messages
+            .iter()
+            .filter(|m| m.rcpt_to == [rcpt.clone()])
+            .collect();
+        assert_eq!(mine.len(), 1, "{rcpt} should get exactly one message");
+        assert_eq!(
+            mine[0].header("Subject").as_deref(),
+            Some(format!("Hello {name}").as_str())
+        );
+        assert!(
+            mine[0]
+                .body_text()
+                .contains(&format!("Dear {name}, welcome to Sluice Store.")),
+            "{}",
+            mine[0].body_text()
+        );
+    }
+
+    let events = receiver
+        .wait_for_events(|events| message_events(events, "delivery").len() == 3, WAIT)
+        .await;
+    let ids = |kind: &str| {
+        let mut ids: Vec<String> = message_events(&events, kind)
+            .iter()
+            .map(|e| e["message_id"].as_str().unwrap_or("").to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids("injection").len(), 3);
+    assert_eq!(ids("injection"), ids("delivery"));
+    let delivery = &message_events(&events, "delivery")[0];
+    assert_eq!(delivery["campaign_id"], "welcome");
+    assert!(
+        delivery["timestamp"].is_string() && delivery["queue_time"].is_string(),
+        "{delivery}"
+    );
+    let batch = &receiver.batches()[1];
+    assert!(batch
+        .header("x-messagesystems-batch-id")
+        .is_some_and(|id| !id.is_empty()));
+}
+
+#[tokio::test]
+async fn permanent_failures_bounce_and_temporary_ones_delay_then_deliver() {
+    let script = Script::new()
+        .rcpt(
+            "gone@example.test",
+            vec![Reply::new(550, "5.1.1 no such user")],
+        )
+        .rcpt(
+            "later@example.test",
+            vec![Reply::new(451, "4.3.0 try again later"), Reply::ok()],
+        );
+    let sink = sink(script).await;
+    let receiver = receiver().await;
+    let server = Server::start("outcomes", &fast_config(&hop(sink.addr()))).await;
+    register_webhook(&server, &receiver).await;
+
+    let (status, body) = server
+        .post(
+            "/transmissions",
+            &json!({
+                "recipients": [{"address": "gone@example.test"}, {"address": "later@example.test"}],
+                "content": {"from": "shop@sender.test", "subject": "s", "text": "t"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let events = receiver
+        .wait_for_events(
+            |e| {
+                !message_events(e, "bounce").is_empty() && !message_events(e, "delivery").is_empty()
+            },
+            WAIT,
+        )
+        .await;
+    let bounce = message_events(&events, "bounce");
+    assert_eq!(bounce.len(), 1, "log:\n{}", server.log());
+    assert_eq!(bounce[0]["rcpt_to"], "gone@example.test");
+    assert_eq!(bounce[0]["bounce_class"], "10");
+    assert_eq!(bounce[0]["error_code"], "550");
+    assert_eq!(bounce[0]["raw_reason"], "550 5.1.1 no such user");
+
+    let delay = message_events(&events, "delay");
+    let delivery = message_events(&events, "delivery");
+    assert_eq!(
+        delay.len(),
+        1,
+        "events: {events:#?}\nlog:\n{}",
+        server.log()
+    );
+    assert_eq!(delay[0]["rcpt_to"], "later@example.test");
+    assert_eq!(delay[0]["error_code"], "451");
+    assert_eq!(delivery.len(), 1, "log:\n{}", server.log());
+    assert_eq!(delivery[0]["message_id"], delay[0]["message_id"]);
+    assert_eq!(delivery[0]["num_retries"], "1");
+    let delivered: Vec<_> = sink
+        .messages()
+        .into_iter()
+        .filter(|m| m.rcpt_to == ["later@example.test"])
+        .collect();
+    assert_eq!(delivered.len(), 1);
+}
+
+#[tokio::test]
+async fn messages_accepted_before_a_crash_are_delivered_after_restart() {
+    // Nothing listens on the route yet: every attempt fails and the messages stay queued.
+    let port = support::free_port();
+    let mut server = Server::start("restart", &fast_config(&format!("127.0.0.1:{port}"))).await;
+    let recipients: Vec<Value> = (0..20)
+        .map(|i| json!({"address": format!("r{i}@example.test")}))
+        .collect();
+    let (status, body) = server
+        .post("/transmissions", &json!({"recipients": recipients, "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    server.kill();
+    let sink = SmtpSink::start(
+        format!("127.0.0.1:{port}").parse().expect("addr"),
+        Script::new(),
+    )
+    .await
+    .expect("sink");
+    server.restart().await;
+
+    let messages = sink.wait_for_messages(20, WAIT).await;
+    let mut rcpts: Vec<String> = messages.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    rcpts.sort();
+    rcpts.dedup();
+    assert_eq!(
+        rcpts.len(),
+        20,
+        "every accepted message arrives after the restart; log:\n{}",
+        server.log()
+    );
+    assert_eq!(messages.len(), 20, "and none twice");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_and_queue_nothing() {
+    let sink = sink(Script::new()).await;
+    let server = Server::start("bad-input", &fast_config(&hop(sink.addr()))).await;
+    let cases = [
+        (
+            json!({"recipients": [{"address": "a@example.test"}]}),
+            422,
+            "1400",
+        ),
+        (
+            json!({"recipients": [], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "1400",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "text": "t"}}),
+            422,
+            "1400",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "{{if}}", "text": "t"}}),
+            422,
+            "3000",
+        ),
+        (
+            json!({"recipients": "nobody", "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "1400",
+        ),
+        (
+            json!({"recipients": [{"address": "not-an-address"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "5002",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = server.post("/transmissions", &body).await;
+        assert_eq!(got, status, "{body} -> {answer}");
+        assert_eq!(answer["errors"][0]["code"], code, "{body} -> {answer}");
+        assert!(answer["errors"][0]["message"].is_string());
+    }
+    let unauthorized = reqwest::Client::new()
+        .post(format!("{}/transmissions", server.api))
+        .header("Authorization", "wrong")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unauthorized.status().as_u16(), 401);
+    let body: Value = unauthorized.json().await.expect("json");
+    assert_eq!(body, json!({"errors": [{"message": "Unauthorized"}]}));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sink.messages().is_empty(), "nothing was queued");
+}

@@ -1,0 +1,183 @@
+//! Running the real `sluice` binary for end-to-end tests: a config of the test's own in a fresh
+//! data directory, loopback ports, and a client for its API.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The API key every test server accepts.
+pub const KEY: &str = "test-key";
+
+/// A free loopback port: bound, read and released. Another process could take it in between,
+/// which on a test machine's loopback does not happen in practice.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A fresh directory under the system's temporary directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir =
+        std::env::temp_dir().join(format!("sluice-e2e-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("creating a temporary directory");
+    dir
+}
+
+/// A running `sluice serve`.
+pub struct Server {
+    child: Option<Child>,
+    dir: PathBuf,
+    config: PathBuf,
+    /// The API's base URL, `http://127.0.0.1:PORT/api/v1`.
+    pub api: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts a server whose config is the test's `extra` TOML plus a listener, a data
+    /// directory and the test key, and waits until its API answers.
+    pub async fn start(name: &str, extra: &str) -> Server {
+        // The test's own HTTP client needs the process-wide crypto provider, as the server does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = temp_dir(name);
+        let port = free_port();
+        let config = dir.join("sluice.toml");
+        let text = format!(
+            "[api]\nlisten = \"127.0.0.1:{port}\"\n[spool]\npath = \"{}\"\n[[api_keys]]\nkey = \"{KEY}\"\n{extra}\n",
+            dir.join("data").display()
+        );
+        std::fs::write(&config, text).expect("writing the test config");
+        let mut server = Server {
+            child: None,
+            dir,
+            config,
+            api: format!("http://127.0.0.1:{port}/api/v1"),
+            client: reqwest::Client::new(),
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("sluice.log"))
+            .expect("opening the server log");
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info,sluice_delivery=trace,sluice_queue=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting the sluice binary");
+        self.child = Some(child);
+        self.wait_until_ready().await;
+    }
+
+    async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self
+                .client
+                .get(format!("{}/webhooks", self.api))
+                .header("Authorization", KEY)
+                .send()
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("sluice did not answer within 30 s; log:\n{}", self.log());
+    }
+
+    /// Kills the process at once, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same config and data.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// The server's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sluice.log")).unwrap_or_default()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// POSTs JSON to an API path and returns the status and body.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// GETs an API path.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.api))
+            .header("Authorization", KEY);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("calling the API");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Message events of the given types from webhook batch elements (`{"msys":{"message_event":…}}`).
+pub fn message_events(events: &[Value], kind: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter_map(|e| e.get("msys")?.get("message_event"))
+        .filter(|e| e["type"] == kind)
+        .cloned()
+        .collect()
+}
+
+/// The loopback address of a sink, as a `[routes]` entry value.
+pub fn hop(addr: SocketAddr) -> String {
+    format!("{}:{}", addr.ip(), addr.port())
+}
