@@ -263,6 +263,18 @@ async fn bad_requests_are_refused_and_queue_nothing() {
     assert_eq!(unauthorized.status().as_u16(), 401);
     let body: Value = unauthorized.json().await.expect("json");
     assert_eq!(body, json!({"errors": [{"message": "Unauthorized"}]}));
+
+    // Errors axum answers itself get SparkPost's body too: wrong method, over the size limit
+    // (last, since the server closes a connection whose body it did not read).
+    let (status, answer) = server.get("/transmissions/").await;
+    assert_eq!(status, 405);
+    assert!(answer["errors"][0]["message"].is_string(), "{answer}");
+
+    let huge = json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "x".repeat(31 << 20)}});
+    let (status, answer) = server.post("/transmissions", &huge).await;
+    assert_eq!(status, 413);
+    assert!(answer["errors"][0]["message"].is_string(), "{answer}");
+
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sink.messages().is_empty(), "nothing was queued");
 }

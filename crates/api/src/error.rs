@@ -141,6 +141,25 @@ impl From<sled::Error> for ApiError {
     }
 }
 
+/// Gives errors that axum answers itself (a body over the size limit, a query string that does
+/// not parse, a wrong method) SparkPost's error body, so clients can read every error alike.
+pub async fn sparkpost_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let message = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let description = String::from_utf8_lossy(&body).trim().to_string();
+    ApiError::new(status, &message, "", description).into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

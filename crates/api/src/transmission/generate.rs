@@ -29,7 +29,7 @@ pub struct Prepared {
     cc: Option<String>,
 }
 
-/// Inline content as validated: what [`Prepared::compile`] takes.
+/// Inline content as validated: what [`Prepared::compile`] takes, and what rendering gives.
 pub struct InlineContent {
     /// From address (may hold substitutions).
     pub from_email: String,
@@ -49,25 +49,9 @@ pub struct InlineContent {
     pub amp_html: Option<String>,
 }
 
-/// A rendered message's headers and parts, before MIME.
-pub struct Rendered {
-    /// From address.
-    pub from_email: String,
-    /// From display name.
-    pub from_name: Option<String>,
-    /// Subject.
-    pub subject: String,
-    /// Reply-To.
-    pub reply_to: Option<String>,
-    /// Custom headers.
-    pub headers: Vec<(String, String)>,
-    /// Text part.
-    pub text: Option<String>,
-    /// HTML part.
-    pub html: Option<String>,
-    /// AMP part.
-    pub amp_html: Option<String>,
-}
+/// A rendered message's headers and parts, before MIME: the same fields as the content it was
+/// rendered from.
+pub type Rendered = InlineContent;
 
 impl Prepared {
     /// Compiles every field; a syntax error is 422 `3000` naming the part and line. With
