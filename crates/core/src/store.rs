@@ -87,6 +87,13 @@ impl Store {
         }
     }
 
+    /// Asks for a flush without waiting for it. Used where losing the last moments of writes in
+    /// a crash costs a repeated attempt, never a lost message: recording delivery outcomes.
+    pub fn flush_soon(&self) {
+        let (tx, _) = oneshot::channel();
+        let _ = self.flush_requests.send(tx);
+    }
+
     /// Flushes synchronously; used at shutdown.
     pub fn flush_now(&self) -> Result<(), StoreError> {
         self.db.flush()?;

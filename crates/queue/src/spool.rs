@@ -3,7 +3,10 @@
 //! A schedule key is the due time (big-endian Unix milliseconds) followed by the message id, so
 //! a range scan from the start yields due messages oldest first. Handing a message to delivery
 //! moves its key from `schedule` to `inflight`; after a crash, everything in `inflight` is due
-//! again at once. Outcome writes and their events reach disk in the same group commit.
+//! again at once. Outcome writes and their events reach disk in the next group commit, which
+//! they ask for without waiting: a delivery attempt never stalls on a flush. The price is that a
+//! crash may forget outcomes of the last flush interval, whose messages are then sent again:
+//! a repeat, never a loss.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,7 +198,8 @@ impl Spool {
             .append([event(EventKind::Delay, message, attempt)])?;
         // The scheduler may be asleep until a later time; let it see the new entry.
         self.wake.notify_one();
-        self.store.durable().await
+        self.store.flush_soon();
+        Ok(())
     }
 
     async fn finish(
@@ -209,7 +213,8 @@ impl Spool {
         self.messages.remove(key)?;
         self.bodies.remove(key)?;
         self.inflight.remove(key)?;
-        self.store.durable().await
+        self.store.flush_soon();
+        Ok(())
     }
 
     /// The wait after the `attempts`-th failure, with jitter.

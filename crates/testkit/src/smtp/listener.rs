@@ -31,6 +31,9 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => {
+                    // Replies go out one by one; Nagle's algorithm would hold each behind the
+                    // client's delayed ACK and cost every pipelined transaction ~40 ms.
+                    let _ = stream.set_nodelay(true);
                     connections.spawn(serve_connection(stream, client, Arc::clone(&shared)));
                 }
                 Err(error) => {
