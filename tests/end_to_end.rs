@@ -278,3 +278,113 @@ async fn bad_requests_are_refused_and_queue_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sink.messages().is_empty(), "nothing was queued");
 }
+
+/// Runs `sluice queue …` against `server` and returns its printed answer.
+fn queue_cli(server: &Server, args: &[&str]) -> Value {
+    let base = server.api.trim_end_matches("/api/v1");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("queue")
+        .args(args)
+        .env("SLUICE_URL", base)
+        .env("SLUICE_API_KEY", support::KEY)
+        .output()
+        .expect("running sluice queue");
+    assert!(
+        output.status.success(),
+        "sluice queue {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the CLI prints JSON")
+}
+
+#[tokio::test]
+async fn an_operator_suspends_a_domain_sees_why_mail_waits_and_resumes_it() {
+    let sink = sink(Script::new()).await;
+    let receiver = receiver().await;
+    let server = Server::start("suspend", &fast_config(&hop(sink.addr()))).await;
+    register_webhook(&server, &receiver).await;
+    queue_cli(&server, &["suspend", "--domain", "example.test"]);
+
+    let (status, body) = server
+        .post("/transmissions", &json!({"recipients": [{"address": "held@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let events = receiver
+        .wait_for_events(|e| !message_events(e, "delay").is_empty(), WAIT)
+        .await;
+    let delay = &message_events(&events, "delay")[0];
+    assert_eq!(
+        delay["raw_reason"],
+        "421 4.4.5 [internal] queue suspended by operator"
+    );
+    let id = delay["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_string();
+
+    let shown = queue_cli(&server, &["show", &id]);
+    assert_eq!(shown["state"], "suspended", "{shown}");
+    let summary = queue_cli(&server, &["summary"]);
+    assert_eq!(summary["domains"]["example.test"]["count"], 1, "{summary}");
+    assert_eq!(summary["suspended"], json!(["domain:example.test"]));
+    assert!(
+        sink.messages().is_empty(),
+        "nothing is sent while suspended"
+    );
+
+    queue_cli(&server, &["resume", "--domain", "example.test"]);
+    let delivered = sink.wait_for_messages(1, WAIT).await;
+    assert_eq!(
+        delivered.len(),
+        1,
+        "resuming sends at once; log:\n{}",
+        server.log()
+    );
+    assert!(
+        message_events(&receiver.events(), "bounce").is_empty(),
+        "a suspension never bounces"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_campaign_reports_each_queued_message_as_a_bounce() {
+    let receiver = receiver().await;
+    // Nothing listens on the route: the messages stay queued until cancelled.
+    let port = support::free_port();
+    let server = Server::start("cancel", &fast_config(&format!("127.0.0.1:{port}"))).await;
+    register_webhook(&server, &receiver).await;
+    let recipients: Vec<Value> = (0..3)
+        .map(|i| json!({"address": format!("c{i}@example.test")}))
+        .collect();
+    let content = json!({"from": "a@sender.test", "subject": "s", "text": "t"});
+    let (status, _) = server
+        .post(
+            "/transmissions",
+            &json!({"campaign_id": "spring", "recipients": recipients, "content": content}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let response = reqwest::Client::new()
+        .delete(format!("{}/transmissions?campaign_id=spring", server.api))
+        .header("Authorization", support::KEY)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status().as_u16(), 204);
+    let events = receiver
+        .wait_for_events(|e| message_events(e, "bounce").len() == 3, WAIT)
+        .await;
+    let bounces = message_events(&events, "bounce");
+    assert_eq!(bounces.len(), 3, "log:\n{}", server.log());
+    for bounce in bounces {
+        assert_eq!(bounce["bounce_class"], "25");
+        assert_eq!(
+            bounce["raw_reason"],
+            "554 5.7.1 [internal] Campaign cancelled"
+        );
+        assert_eq!(bounce["campaign_id"], "spring");
+    }
+    let summary = queue_cli(&server, &["summary"]);
+    assert_eq!(summary["total"], 0, "{summary}");
+}

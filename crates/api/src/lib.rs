@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod queues;
 pub mod state;
 pub mod transmission;
 pub mod webhooks;
@@ -20,7 +21,20 @@ pub use state::AppState;
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let api = Router::new()
-        .route("/transmissions", post(transmission::create))
+        .route(
+            "/transmissions",
+            post(transmission::create).delete(queues::cancel_campaign),
+        )
+        .route(
+            "/transmissions/{id}",
+            axum::routing::delete(queues::cancel_transmission),
+        )
+        .route("/queues", get(queues::summary))
+        .route("/queues/suspend", post(queues::suspend))
+        .route("/queues/resume", post(queues::resume))
+        .route("/queues/retry", post(queues::retry))
+        .route("/queues/cancel", post(queues::cancel))
+        .route("/messages/{id}", get(queues::message))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
         .route(
             "/webhooks/{id}",

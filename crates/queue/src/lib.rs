@@ -6,10 +6,12 @@
 //! `inflight` (messages handed to delivery). Memory holds none of it beyond sled's cache: a
 //! million deferred messages cost disk, not RAM.
 
+mod control;
 mod message;
 mod scheduler;
 mod spool;
 
+pub use control::{MessageStatus, QueueStats, QueueSummary, Scope};
 pub use message::{NewMessage, QueuedMessage};
 pub use scheduler::run_scheduler;
 pub use spool::Spool;

@@ -19,19 +19,21 @@ use sluice_core::{Event, EventKind, MessageId, Store, StoreError};
 use sluice_events::EventLog;
 use tokio::sync::Notify;
 
+use crate::control::Suspensions;
 use crate::message::{NewMessage, QueuedMessage};
 
 /// The durable queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Spool {
-    store: Store,
-    log: EventLog,
-    messages: sled::Tree,
-    bodies: sled::Tree,
-    schedule: sled::Tree,
-    inflight: sled::Tree,
-    config: Arc<QueueConfig>,
-    wake: Arc<Notify>,
+    pub(crate) store: Store,
+    pub(crate) log: EventLog,
+    pub(crate) messages: sled::Tree,
+    pub(crate) bodies: sled::Tree,
+    pub(crate) schedule: sled::Tree,
+    pub(crate) inflight: sled::Tree,
+    pub(crate) config: Arc<QueueConfig>,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) suspensions: Suspensions,
 }
 
 impl Spool {
@@ -47,6 +49,7 @@ impl Spool {
             inflight: store.tree("inflight")?,
             config: Arc::new(config),
             wake: Arc::new(Notify::new()),
+            suspensions: Suspensions::open(store.tree("suspensions")?)?,
         };
         spool.recover_inflight()?;
         Ok(spool)
@@ -113,6 +116,7 @@ impl Spool {
             self.inflight.insert(id.to_be_bytes(), &[])?;
             self.schedule.remove(&key)?;
             match self.message(id)? {
+                Some(message) if self.is_suspended(&message) => self.hold(message, now)?,
                 Some(message) => out.push(message),
                 // A stale index entry for a message already finished: drop it.
                 None => {
@@ -181,6 +185,11 @@ impl Spool {
         message: &QueuedMessage,
         attempt: AttemptFacts,
     ) -> Result<(), StoreError> {
+        // Cancelled while on the wire: writing the record back would bring it back to life.
+        if !self.messages.contains_key(message.id.to_be_bytes())? {
+            self.inflight.remove(message.id.to_be_bytes())?;
+            return Ok(());
+        }
         let now = now_ms();
         let mut next = message.clone();
         next.attempts += 1;
@@ -218,7 +227,7 @@ impl Spool {
     }
 
     /// The wait after the `attempts`-th failure, with jitter.
-    fn retry_wait(&self, attempts: u32) -> Duration {
+    pub(crate) fn retry_wait(&self, attempts: u32) -> Duration {
         let schedule = &self.config.retry_schedule;
         let index = (attempts as usize)
             .saturating_sub(1)
@@ -236,7 +245,7 @@ impl Spool {
 }
 
 /// The event for an outcome of `message`.
-fn event(kind: EventKind, message: &QueuedMessage, attempt: AttemptFacts) -> Event {
+pub(crate) fn event(kind: EventKind, message: &QueuedMessage, attempt: AttemptFacts) -> Event {
     let mut attempt = attempt;
     if kind != EventKind::Injection {
         attempt.num_retries.get_or_insert(message.attempts);
@@ -250,7 +259,7 @@ fn event(kind: EventKind, message: &QueuedMessage, attempt: AttemptFacts) -> Eve
     }
 }
 
-fn schedule_key(due_ms: u64, id: MessageId) -> [u8; 16] {
+pub(crate) fn schedule_key(due_ms: u64, id: MessageId) -> [u8; 16] {
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&due_ms.to_be_bytes());
     key[8..].copy_from_slice(&id.to_be_bytes());
@@ -261,7 +270,7 @@ fn due_of(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.get(..8)?.try_into().ok()?))
 }
 
-fn encode(message: &QueuedMessage) -> Vec<u8> {
+pub(crate) fn encode(message: &QueuedMessage) -> Vec<u8> {
     // A struct of strings, numbers and JSON values always serialises.
     serde_json::to_vec(message).unwrap_or_default()
 }

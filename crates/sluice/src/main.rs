@@ -1,6 +1,7 @@
 //! The `sluice` binary: reads the configuration, opens the spool and runs the API, the
 //! scheduler, the delivery engine and the webhook dispatcher in one process.
 
+mod queue_cli;
 mod serve;
 
 use std::path::PathBuf;
@@ -23,6 +24,13 @@ enum Command {
         #[arg(long, short, env = "SLUICE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Inspects and steers the queue of a running server.
+    Queue {
+        #[command(flatten)]
+        target: queue_cli::Target,
+        #[command(subcommand)]
+        command: queue_cli::QueueCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +51,10 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { config } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::run(config))
+        }
+        Command::Queue { target, command } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(queue_cli::run(target, command))
         }
     }
 }

@@ -1,0 +1,243 @@
+//! Queue control for operators, under `/api/v1/queues` and `/api/v1/messages` (grant
+//! `queues/manage`, an extension of SparkPost's grants), and SparkPost's cancellation of a
+//! campaign's or a scheduled transmission's messages.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sluice_core::clock::iso8601_ms;
+use sluice_core::MessageId;
+use sluice_queue::{QueueStats, Scope};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const GRANT: &str = "queues/manage";
+
+/// Names one scope; exactly one field is given.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ScopeBody {
+    domain: Option<String>,
+    pool: Option<String>,
+    campaign_id: Option<String>,
+    transmission_id: Option<String>,
+}
+
+impl ScopeBody {
+    fn scope(self) -> Result<Scope, ApiError> {
+        let given = [
+            self.domain.map(Scope::Domain),
+            self.pool.map(Scope::Pool),
+            self.campaign_id.map(Scope::Campaign),
+            self.transmission_id.map(Scope::Transmission),
+        ];
+        let mut scopes = given
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.to_string().ends_with(':'));
+        match (scopes.next(), scopes.next()) {
+            (Some(scope), None) => Ok(scope),
+            _ => Err(ApiError::missing(
+                "exactly one of domain, pool, campaign_id or transmission_id is required",
+            )),
+        }
+    }
+}
+
+/// `GET /queues`: counts by domain and pool, oldest message, next attempt, last reply.
+pub async fn summary(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(GRANT)?;
+    let summary = state.spool.summary()?;
+    let group = |stats: &std::collections::BTreeMap<String, QueueStats>| -> Value {
+        stats
+            .iter()
+            .map(|(name, s)| (name.clone(), stats_json(s)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    Ok(Json(json!({"results": {
+        "total": summary.total,
+        "domains": group(&summary.domains),
+        "pools": group(&summary.pools),
+        "suspended": summary.suspended,
+    }})))
+}
+
+fn stats_json(stats: &QueueStats) -> Value {
+    json!({
+        "count": stats.count,
+        "oldest": stats.oldest_ms.map(iso8601_ms),
+        "next_attempt": stats.next_attempt_ms.map(iso8601_ms),
+        "last_reply": stats.last_reply,
+        "suspended": stats.suspended,
+    })
+}
+
+/// `POST /queues/suspend`: a domain or pool stops sending until resumed; its messages report
+/// `delay` events, never bounces (until they expire).
+pub async fn suspend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<ScopeBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(GRANT)?;
+    let scope = suspendable(body)?;
+    let new = state.spool.suspend(&scope)?;
+    state.store.durable().await?;
+    tracing::warn!(%scope, "queue suspended by operator");
+    Ok(Json(
+        json!({"results": {"suspended": scope.to_string(), "changed": new}}),
+    ))
+}
+
+/// `POST /queues/resume`: lifts a suspension; the scope's messages are due at once.
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<ScopeBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(GRANT)?;
+    let scope = suspendable(body)?;
+    let changed = state.spool.resume(&scope)?;
+    state.store.durable().await?;
+    tracing::info!(%scope, "queue resumed by operator");
+    Ok(Json(
+        json!({"results": {"resumed": scope.to_string(), "changed": changed}}),
+    ))
+}
+
+fn suspendable(body: ScopeBody) -> Result<Scope, ApiError> {
+    let scope = body.scope()?;
+    if !scope.suspendable() {
+        return Err(ApiError::invalid(
+            "only a domain or a pool can be suspended; cancel campaigns and transmissions instead",
+        ));
+    }
+    Ok(scope)
+}
+
+/// `POST /queues/retry`: every waiting message of the scope is due now.
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<ScopeBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(GRANT)?;
+    let scope = body.scope()?;
+    let moved = state.spool.retry_now(&scope)?;
+    Ok(Json(
+        json!({"results": {"scope": scope.to_string(), "messages": moved}}),
+    ))
+}
+
+/// `POST /queues/cancel`: removes the scope's messages, each reported as a class 25 bounce.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<ScopeBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(GRANT)?;
+    let scope = body.scope()?;
+    let count = state
+        .spool
+        .cancel(&scope, "554 5.7.1 [internal] Cancelled by operator")
+        .await?;
+    tracing::warn!(%scope, count, "messages cancelled by operator");
+    Ok(Json(
+        json!({"results": {"scope": scope.to_string(), "messages": count}}),
+    ))
+}
+
+/// `GET /messages/{id}`: a queued message's state and why it waits.
+pub async fn message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(GRANT)?;
+    let parsed: MessageId = id
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("{id:?} is not a message id")))?;
+    let status = state.spool.status(parsed)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "message {id} is not queued: it was delivered, bounced, expired or never accepted"
+        ))
+    })?;
+    let m = &status.message;
+    Ok(Json(json!({"results": {
+        "id": m.id,
+        "state": status.state,
+        "reason": status.reason,
+        "rcpt_to": m.rcpt_to,
+        "mail_from": m.mail_from,
+        "ip_pool": m.pool,
+        "campaign_id": m.facts.campaign_id,
+        "transmission_id": m.facts.transmission_id,
+        "attempts": m.attempts,
+        "last_reply": m.last_reply,
+        "next_attempt": iso8601_ms(m.due_ms),
+        "expires": iso8601_ms(m.expires_ms),
+        "injection_time": iso8601_ms(m.facts.injection_time_ms),
+    }})))
+}
+
+/// Query of `DELETE /transmissions`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct CampaignQuery {
+    campaign_id: Option<String>,
+}
+
+/// `DELETE /transmissions?campaign_id=X`: answers 204 at once; the campaign's queued messages
+/// are cancelled in the background, each reported as a bounce.
+pub async fn cancel_campaign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<CampaignQuery>,
+) -> Result<StatusCode, ApiError> {
+    caller.require("transmissions/modify")?;
+    let campaign = query
+        .campaign_id
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::missing("campaign_id is required"))?;
+    tokio::spawn(async move {
+        let scope = Scope::Campaign(campaign);
+        match state
+            .spool
+            .cancel(&scope, "554 5.7.1 [internal] Campaign cancelled")
+            .await
+        {
+            Ok(count) => tracing::info!(%scope, count, "campaign cancelled"),
+            Err(e) => tracing::error!(%scope, error = %e, "cancelling a campaign failed"),
+        }
+    });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /transmissions/{id}`: cancels a transmission's messages that have not been sent.
+pub async fn cancel_transmission(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require("transmissions/modify")?;
+    let count = state
+        .spool
+        .cancel(
+            &Scope::Transmission(id.clone()),
+            "554 5.7.1 [internal] Transmission cancelled",
+        )
+        .await?;
+    if count == 0 {
+        return Err(ApiError::not_found(format!(
+            "no queued messages of transmission {id}"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

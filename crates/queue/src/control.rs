@@ -1,0 +1,346 @@
+//! Operator control of the spool: what is waiting and why, suspending and resuming a
+//! destination or a pool, cancelling, and retrying now.
+//!
+//! Suspensions are durable (tree `suspensions`) and mirrored in memory, since the scheduler
+//! checks every due message against them. Summaries, cancellation and retry walk the `messages`
+//! tree: their cost grows with the queue, which is fine for an operator's occasional call but is
+//! why nothing on the delivery path uses them.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use sluice_core::clock::now_ms;
+use sluice_core::event::AttemptFacts;
+use sluice_core::{EventKind, MessageId, StoreError};
+
+use crate::message::QueuedMessage;
+use crate::spool::{encode, event, schedule_key, Spool};
+
+/// A set of messages an operator acts on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Messages to one recipient domain.
+    Domain(String),
+    /// Messages sent from one IP pool.
+    Pool(String),
+    /// Messages of one campaign.
+    Campaign(String),
+    /// Messages of one transmission.
+    Transmission(String),
+}
+
+impl Scope {
+    /// Whether `message` is in this scope. Domains and pools compare case-insensitively.
+    pub fn contains(&self, message: &QueuedMessage) -> bool {
+        match self {
+            Scope::Domain(d) => message.domain.eq_ignore_ascii_case(d),
+            Scope::Pool(p) => message.pool.eq_ignore_ascii_case(p),
+            Scope::Campaign(c) => message.facts.campaign_id == *c,
+            Scope::Transmission(t) => message.facts.transmission_id == *t,
+        }
+    }
+
+    /// Whether this kind of scope can be suspended: destinations and pools can, campaigns and
+    /// transmissions are cancelled instead.
+    pub fn suspendable(&self) -> bool {
+        matches!(self, Scope::Domain(_) | Scope::Pool(_))
+    }
+
+    fn key(&self) -> String {
+        self.to_string().to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Domain(d) => write!(f, "domain:{d}"),
+            Scope::Pool(p) => write!(f, "pool:{p}"),
+            Scope::Campaign(c) => write!(f, "campaign:{c}"),
+            Scope::Transmission(t) => write!(f, "transmission:{t}"),
+        }
+    }
+}
+
+/// The durable set of suspended scopes, mirrored in memory.
+#[derive(Clone)]
+pub(crate) struct Suspensions {
+    tree: sled::Tree,
+    active: Arc<RwLock<HashSet<String>>>,
+}
+
+impl Suspensions {
+    pub(crate) fn open(tree: sled::Tree) -> Result<Suspensions, StoreError> {
+        let mut active = HashSet::new();
+        for key in tree.iter().keys() {
+            active.insert(String::from_utf8_lossy(&key?).into_owned());
+        }
+        Ok(Suspensions {
+            tree,
+            active: Arc::new(RwLock::new(active)),
+        })
+    }
+
+    pub(crate) fn holds(&self, message: &QueuedMessage) -> bool {
+        let active = self.active.read().unwrap_or_else(|p| p.into_inner());
+        if active.is_empty() {
+            return false;
+        }
+        let domain = Scope::Domain(message.domain.clone()).key();
+        let pool = Scope::Pool(message.pool.clone()).key();
+        active.contains(&domain) || active.contains(&pool)
+    }
+
+    fn set(&self, scope: &Scope, on: bool) -> Result<bool, StoreError> {
+        let key = scope.key();
+        let mut active = self.active.write().unwrap_or_else(|p| p.into_inner());
+        let changed = if on {
+            self.tree.insert(key.as_bytes(), &now_ms().to_be_bytes())?;
+            active.insert(key)
+        } else {
+            self.tree.remove(key.as_bytes())?;
+            active.remove(&key)
+        };
+        Ok(changed)
+    }
+
+    fn list(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .active
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Counts and times for one group of queued messages.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct QueueStats {
+    /// Messages in the group.
+    pub count: usize,
+    /// Acceptance time of the oldest, Unix milliseconds.
+    pub oldest_ms: Option<u64>,
+    /// The soonest next attempt, Unix milliseconds.
+    pub next_attempt_ms: Option<u64>,
+    /// The most recent temporary failure seen in the group.
+    pub last_reply: Option<String>,
+    /// Whether the group is suspended.
+    pub suspended: bool,
+}
+
+/// What is queued, by recipient domain and by pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct QueueSummary {
+    /// Messages in the spool.
+    pub total: usize,
+    /// By recipient domain.
+    pub domains: BTreeMap<String, QueueStats>,
+    /// By IP pool.
+    pub pools: BTreeMap<String, QueueStats>,
+    /// Suspended scopes, as `domain:…` and `pool:…`.
+    pub suspended: Vec<String>,
+}
+
+/// Why a message is where it is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MessageStatus {
+    /// The record.
+    pub message: QueuedMessage,
+    /// `in_flight`, `due`, `scheduled` (a `start_time` send), `backoff` or `suspended`.
+    pub state: &'static str,
+    /// A sentence for the operator.
+    pub reason: String,
+}
+
+impl Spool {
+    /// Suspends a domain or pool: its messages wait (with `delay` events) until resumed.
+    /// Returns whether the suspension is new.
+    pub fn suspend(&self, scope: &Scope) -> Result<bool, StoreError> {
+        self.suspensions.set(scope, true)
+    }
+
+    /// Lifts a suspension and makes the scope's waiting messages due now.
+    pub fn resume(&self, scope: &Scope) -> Result<bool, StoreError> {
+        let changed = self.suspensions.set(scope, false)?;
+        self.retry_now(scope)?;
+        Ok(changed)
+    }
+
+    /// Whether the message's domain or pool is suspended.
+    pub fn is_suspended(&self, message: &QueuedMessage) -> bool {
+        self.suspensions.holds(message)
+    }
+
+    /// Makes every waiting message of `scope` due now. Messages in flight are left alone.
+    pub fn retry_now(&self, scope: &Scope) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut moved = 0;
+        for message in self.scan(scope)? {
+            if self.inflight.contains_key(message.id.to_be_bytes())? || message.due_ms <= now {
+                continue;
+            }
+            let old = schedule_key(message.due_ms, message.id);
+            let mut next = message;
+            next.due_ms = now;
+            self.messages.insert(next.id.to_be_bytes(), encode(&next))?;
+            self.schedule.insert(schedule_key(now, next.id), &[])?;
+            self.schedule.remove(old)?;
+            moved += 1;
+        }
+        self.wake.notify_one();
+        Ok(moved)
+    }
+
+    /// Removes every message of `scope`, each reported as a `bounce` of class 25 with `reason`
+    /// (for example `554 5.7.1 [internal] Campaign cancelled`). A message on the wire right now
+    /// may still be delivered; its outcome is recorded as it happens.
+    pub async fn cancel(&self, scope: &Scope, reason: &str) -> Result<usize, StoreError> {
+        let matching = self.scan(scope)?;
+        let mut events = Vec::with_capacity(matching.len());
+        for message in &matching {
+            let key = message.id.to_be_bytes();
+            self.schedule
+                .remove(schedule_key(message.due_ms, message.id))?;
+            self.messages.remove(key)?;
+            self.bodies.remove(key)?;
+            let attempt = AttemptFacts {
+                bounce_class: Some(25),
+                error_code: Some(554),
+                raw_reason: Some(reason.to_string()),
+                reason: Some(reason.to_string()),
+                ..AttemptFacts::default()
+            };
+            events.push(event(EventKind::Bounce, message, attempt));
+        }
+        self.log.append(events)?;
+        self.store.durable().await?;
+        Ok(matching.len())
+    }
+
+    /// Counts by domain and pool.
+    pub fn summary(&self) -> Result<QueueSummary, StoreError> {
+        let mut summary = QueueSummary {
+            suspended: self.suspensions.list(),
+            ..QueueSummary::default()
+        };
+        for entry in self.messages.iter().values() {
+            let Ok(message) = serde_json::from_slice::<QueuedMessage>(&entry?) else {
+                continue;
+            };
+            summary.total += 1;
+            let suspended = self.is_suspended(&message);
+            add(
+                summary.domains.entry(message.domain.clone()).or_default(),
+                &message,
+                suspended,
+            );
+            add(
+                summary.pools.entry(message.pool.clone()).or_default(),
+                &message,
+                suspended,
+            );
+        }
+        Ok(summary)
+    }
+
+    /// A message's record and why it is waiting; `None` once it has left the spool.
+    pub fn status(&self, id: MessageId) -> Result<Option<MessageStatus>, StoreError> {
+        let Some(message) = self.message(id)? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let (state, reason) = if self.inflight.contains_key(id.to_be_bytes())? {
+            (
+                "in_flight",
+                "handed to delivery; waiting for a connection or on the wire".to_string(),
+            )
+        } else if self.is_suspended(&message) {
+            (
+                "suspended",
+                "its domain or pool is suspended by an operator".to_string(),
+            )
+        } else if message.due_ms <= now {
+            ("due", "due now; waiting for the scheduler".to_string())
+        } else if message.attempts == 0 {
+            ("scheduled", "waiting for its start_time".to_string())
+        } else {
+            let last = message.last_reply.clone().unwrap_or_default();
+            (
+                "backoff",
+                format!(
+                    "retrying after {} failed attempts; last reply: {last}",
+                    message.attempts
+                ),
+            )
+        };
+        Ok(Some(MessageStatus {
+            message,
+            state,
+            reason,
+        }))
+    }
+
+    /// A suspended message met at its due time: report a `delay` and wait one more backoff
+    /// step, or bounce it once it is past its age.
+    pub(crate) fn hold(&self, message: QueuedMessage, now: u64) -> Result<(), StoreError> {
+        let reason = "421 4.4.5 [internal] queue suspended by operator".to_string();
+        let attempt = AttemptFacts {
+            bounce_class: Some(if now >= message.expires_ms { 25 } else { 70 }),
+            error_code: Some(421),
+            raw_reason: Some(reason.clone()),
+            reason: Some(reason),
+            ..AttemptFacts::default()
+        };
+        let key = message.id.to_be_bytes();
+        self.inflight.remove(key)?;
+        if now >= message.expires_ms {
+            self.messages.remove(key)?;
+            self.bodies.remove(key)?;
+            self.log
+                .append([event(EventKind::Bounce, &message, attempt)])?;
+        } else {
+            let mut next = message.clone();
+            next.due_ms = now + self.retry_wait(message.attempts + 1).as_millis() as u64;
+            self.messages.insert(key, encode(&next))?;
+            self.schedule
+                .insert(schedule_key(next.due_ms, next.id), &[])?;
+            self.log
+                .append([event(EventKind::Delay, &message, attempt)])?;
+        }
+        self.store.flush_soon();
+        Ok(())
+    }
+
+    fn scan(&self, scope: &Scope) -> Result<Vec<QueuedMessage>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.messages.iter().values() {
+            if let Ok(message) = serde_json::from_slice::<QueuedMessage>(&entry?) {
+                if scope.contains(&message) {
+                    out.push(message);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn add(stats: &mut QueueStats, message: &QueuedMessage, suspended: bool) {
+    stats.count += 1;
+    let injected = message.facts.injection_time_ms;
+    stats.oldest_ms = Some(stats.oldest_ms.map_or(injected, |o| o.min(injected)));
+    stats.next_attempt_ms = Some(
+        stats
+            .next_attempt_ms
+            .map_or(message.due_ms, |n| n.min(message.due_ms)),
+    );
+    if message.last_reply.is_some() {
+        stats.last_reply.clone_from(&message.last_reply);
+    }
+    stats.suspended |= suspended;
+}

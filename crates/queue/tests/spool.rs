@@ -1,0 +1,244 @@
+//! The spool's life cycle against a real sled database: acceptance, scheduling, deferral and
+//! expiry, crash recovery of in-flight messages, and operator control. Times are asserted on
+//! the schedule the spool writes, not by sleeping, so nothing here depends on machine speed.
+
+use std::time::Duration;
+
+use sluice_core::clock::now_ms;
+use sluice_core::config::QueueConfig;
+use sluice_core::event::{AttemptFacts, MessageFacts};
+use sluice_core::{EventKind, MessageId, Store};
+use sluice_events::EventLog;
+use sluice_queue::{NewMessage, QueuedMessage, Scope, Spool};
+
+struct Fixture {
+    store: Store,
+    log: EventLog,
+    spool: Spool,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn config() -> QueueConfig {
+    QueueConfig {
+        retry_schedule: vec![Duration::from_secs(60), Duration::from_secs(600)],
+        retry_jitter: 0.0,
+        max_age: Duration::from_secs(3600),
+        max_age_transactional: None,
+    }
+}
+
+async fn fixture(name: &str) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("sluice-spool-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(&dir, 8 << 20).expect("store");
+    let log = EventLog::open(&store).expect("log");
+    let spool = Spool::open(&store, log.clone(), config()).expect("spool");
+    Fixture {
+        store,
+        log,
+        spool,
+        dir,
+    }
+}
+
+fn message(id: u64, domain: &str, due_ms: u64) -> NewMessage {
+    let now = now_ms();
+    let message = QueuedMessage {
+        id: MessageId(id),
+        mail_from: "from@sender.test".into(),
+        rcpt_to: format!("r{id}@{domain}"),
+        domain: domain.into(),
+        pool: "default".into(),
+        facts: MessageFacts {
+            campaign_id: format!("c{}", id % 2),
+            injection_time_ms: now,
+            ..MessageFacts::default()
+        },
+        attempts: 0,
+        due_ms,
+        expires_ms: now + 3_600_000,
+        last_reply: None,
+    };
+    NewMessage {
+        message,
+        body: b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+    }
+}
+
+fn kinds(log: &EventLog) -> Vec<EventKind> {
+    log.read_after(0, 1000)
+        .expect("read log")
+        .iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+fn temporary_failure() -> AttemptFacts {
+    AttemptFacts {
+        raw_reason: Some("451 4.3.0 later".into()),
+        bounce_class: Some(20),
+        ..AttemptFacts::default()
+    }
+}
+
+#[tokio::test]
+async fn accepted_messages_are_due_at_once_and_scheduled_ones_wait() {
+    let f = fixture("due").await;
+    let now = now_ms();
+    f.spool
+        .accept(vec![
+            message(1, "a.test", now),
+            message(2, "a.test", now + 60_000),
+        ])
+        .await
+        .expect("accept");
+    assert_eq!(kinds(&f.log), [EventKind::Injection, EventKind::Injection]);
+
+    let due = f.spool.take_due(now_ms(), 10).expect("take");
+    assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [MessageId(1)]);
+    assert_eq!(f.spool.next_due().expect("next"), Some(now + 60_000));
+    assert!(
+        f.spool.take_due(now_ms(), 10).expect("take").is_empty(),
+        "a message is handed over once"
+    );
+}
+
+#[tokio::test]
+async fn deferral_follows_the_retry_schedule_and_expiry_bounces() {
+    let f = fixture("defer").await;
+    f.spool
+        .accept(vec![message(1, "a.test", now_ms())])
+        .await
+        .expect("accept");
+    let first = f.spool.take_due(now_ms(), 10).expect("take").remove(0);
+    let before = now_ms();
+    f.spool
+        .deferred(&first, temporary_failure())
+        .await
+        .expect("defer");
+    let record = f
+        .spool
+        .message(MessageId(1))
+        .expect("read")
+        .expect("still queued");
+    assert_eq!(record.attempts, 1);
+    assert!(
+        record.due_ms >= before + 60_000 && record.due_ms <= now_ms() + 60_000,
+        "first wait is 60 s"
+    );
+    assert_eq!(record.last_reply.as_deref(), Some("451 4.3.0 later"));
+
+    // The next wait (600 s) would end past the message's age: it bounces now.
+    let mut second = record;
+    second.expires_ms = now_ms() + 300_000;
+    f.spool
+        .deferred(&second, temporary_failure())
+        .await
+        .expect("defer");
+    assert!(f.spool.message(MessageId(1)).expect("read").is_none());
+    assert_eq!(
+        kinds(&f.log),
+        [EventKind::Injection, EventKind::Delay, EventKind::Bounce]
+    );
+    let bounce = f
+        .log
+        .read_after(0, 10)
+        .expect("read")
+        .pop()
+        .expect("bounce");
+    assert_eq!(
+        bounce.attempt.raw_reason.as_deref(),
+        Some("451 4.3.0 later"),
+        "expiry names the last failure"
+    );
+}
+
+#[tokio::test]
+async fn messages_in_flight_at_a_crash_are_due_again_after_reopening() {
+    let f = fixture("recover").await;
+    f.spool
+        .accept(vec![
+            message(1, "a.test", now_ms()),
+            message(2, "a.test", now_ms()),
+        ])
+        .await
+        .expect("accept");
+    assert_eq!(f.spool.take_due(now_ms(), 10).expect("take").len(), 2);
+    f.store.flush_now().expect("flush");
+
+    let reopened = Spool::open(&f.store, f.log.clone(), config()).expect("reopen");
+    let again = reopened.take_due(now_ms() + 1, 10).expect("take");
+    assert_eq!(again.len(), 2, "both in-flight messages are due again");
+}
+
+#[tokio::test]
+async fn suspended_domains_wait_with_delay_events_and_resume_at_once() {
+    let f = fixture("suspend").await;
+    let scope = Scope::Domain("a.test".into());
+    assert!(f.spool.suspend(&scope).expect("suspend"));
+    f.spool
+        .accept(vec![
+            message(1, "a.test", now_ms()),
+            message(2, "b.test", now_ms()),
+        ])
+        .await
+        .expect("accept");
+
+    let due = f.spool.take_due(now_ms(), 10).expect("take");
+    assert_eq!(
+        due.iter().map(|m| m.domain.as_str()).collect::<Vec<_>>(),
+        ["b.test"]
+    );
+    let held = f
+        .spool
+        .status(MessageId(1))
+        .expect("status")
+        .expect("queued");
+    assert_eq!(held.state, "suspended");
+    assert_eq!(kinds(&f.log).last(), Some(&EventKind::Delay));
+
+    f.spool.resume(&scope).expect("resume");
+    let due = f.spool.take_due(now_ms(), 10).expect("take");
+    assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [MessageId(1)]);
+}
+
+#[tokio::test]
+async fn cancelling_a_campaign_bounces_its_messages_with_class_25() {
+    let f = fixture("cancel").await;
+    let later = now_ms() + 600_000;
+    f.spool
+        .accept((1..=4).map(|i| message(i, "a.test", later)).collect())
+        .await
+        .expect("accept");
+    let reason = "554 5.7.1 [internal] Campaign cancelled";
+    let cancelled = f
+        .spool
+        .cancel(&Scope::Campaign("c1".into()), reason)
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled, 2);
+    assert_eq!(f.spool.len(), 2);
+    let bounces: Vec<_> = f
+        .log
+        .read_after(0, 100)
+        .expect("read")
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Bounce)
+        .collect();
+    assert_eq!(bounces.len(), 2);
+    assert!(bounces
+        .iter()
+        .all(|b| b.attempt.bounce_class == Some(25)
+            && b.attempt.raw_reason.as_deref() == Some(reason)));
+
+    let summary = f.spool.summary().expect("summary");
+    assert_eq!(summary.total, 2);
+    assert_eq!(summary.domains["a.test"].count, 2);
+    assert_eq!(summary.domains["a.test"].next_attempt_ms, Some(later));
+}

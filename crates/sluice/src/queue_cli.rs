@@ -1,0 +1,108 @@
+//! `sluice queue …`: the operator's view of a running server's queue, through its API.
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+/// Where the server is and how to authenticate.
+#[derive(Args)]
+pub struct Target {
+    /// Base URL of the running server.
+    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// API key with the `queues/manage` grant.
+    #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
+    key: String,
+}
+
+/// Which messages an action applies to; give exactly one.
+#[derive(Args)]
+pub struct Selector {
+    /// Messages to this recipient domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Messages from this IP pool.
+    #[arg(long)]
+    pool: Option<String>,
+    /// Messages of this campaign.
+    #[arg(long)]
+    campaign: Option<String>,
+    /// Messages of this transmission.
+    #[arg(long)]
+    transmission: Option<String>,
+}
+
+impl Selector {
+    fn body(&self) -> Value {
+        json!({"domain": self.domain, "pool": self.pool, "campaign_id": self.campaign, "transmission_id": self.transmission})
+    }
+}
+
+/// Queue actions.
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    /// Counts by domain and pool, oldest message, next attempt, last reply, suspensions.
+    Summary,
+    /// Stops sending to a domain or from a pool until resumed (survives restarts).
+    Suspend(Selector),
+    /// Lifts a suspension; the messages are due at once.
+    Resume(Selector),
+    /// Makes waiting messages due now.
+    Retry(Selector),
+    /// Removes messages, reporting each as a bounce of class 25.
+    Cancel(Selector),
+    /// One message's state and why it is waiting.
+    Show {
+        /// The message id.
+        id: String,
+    },
+}
+
+/// Runs one queue action and prints the server's answer.
+pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<()> {
+    let (method, path, body) = match &command {
+        QueueCommand::Summary => (reqwest::Method::GET, "/queues".to_string(), None),
+        QueueCommand::Suspend(s) => (
+            reqwest::Method::POST,
+            "/queues/suspend".to_string(),
+            Some(s.body()),
+        ),
+        QueueCommand::Resume(s) => (
+            reqwest::Method::POST,
+            "/queues/resume".to_string(),
+            Some(s.body()),
+        ),
+        QueueCommand::Retry(s) => (
+            reqwest::Method::POST,
+            "/queues/retry".to_string(),
+            Some(s.body()),
+        ),
+        QueueCommand::Cancel(s) => (
+            reqwest::Method::POST,
+            "/queues/cancel".to_string(),
+            Some(s.body()),
+        ),
+        QueueCommand::Show { id } => (reqwest::Method::GET, format!("/messages/{id}"), None),
+    };
+    let url = format!("{}/api/v1{path}", target.url.trim_end_matches('/'));
+    let mut request = reqwest::Client::new()
+        .request(method, &url)
+        .header("Authorization", &target.key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("calling {url}: {e}"))?;
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let message = answer["errors"][0]["description"]
+            .as_str()
+            .or(answer["errors"][0]["message"].as_str())
+            .unwrap_or("no error message");
+        anyhow::bail!("server answered {status}: {message}");
+    }
+    println!("{}", serde_json::to_string_pretty(&answer["results"])?);
+    Ok(())
+}
