@@ -50,7 +50,7 @@ async fn each_recipient_gets_one_personalised_message_and_its_events() {
     let server = Server::start("personalised", &fast_config(&hop(sink.addr()))).await;
     register_webhook(&server, &receiver).await;
 
-    let people = [("ann", "Ann"), ("bob", "Bob"), ("cy", "Cy")];
+    let people = [("ann", "Ann"), ("bob", "Bob"), ("zoe", "Zoë")];
     let recipients: Vec<Value> = people
         .iter()
         .map(|(local, name)| json!({"address": {"email": format!("{local}@example.test"), "name": name}, "substitution_data": {"first": name}}))
@@ -75,16 +75,23 @@ async fn each_recipient_gets_one_personalised_message_and_its_events() {
             .filter(|m| m.rcpt_to == [rcpt.clone()])
             .collect();
         assert_eq!(mine.len(), 1, "{rcpt} should get exactly one message");
-        assert_eq!(
-            mine[0].header("Subject").as_deref(),
-            Some(format!("Hello {name}").as_str())
-        );
+        // Non-ASCII subjects arrive as RFC 2047 encoded words.
+        let subject = mine[0].header("Subject").unwrap_or_default();
         assert!(
-            mine[0]
-                .body_text()
-                .contains(&format!("Dear {name}, welcome to Sluice Store.")),
+            subject == format!("Hello {name}") || subject.starts_with("=?utf-8?"),
+            "{subject}"
+        );
+        // Non-ASCII text travels quoted-printable, names in headers as encoded words.
+        let greeting = format!("Dear {name}, welcome to Sluice Store.").replace('ë', "=C3=AB");
+        assert!(
+            mine[0].body_text().contains(&greeting),
             "{}",
             mine[0].body_text()
+        );
+        let to = mine[0].header("To").unwrap_or_default();
+        assert!(
+            to.is_ascii() && (name.is_ascii() || to.contains("=?utf-8?")),
+            "{to}"
         );
     }
 
@@ -239,10 +246,26 @@ async fn bad_requests_are_refused_and_queue_nothing() {
         (
             json!({"recipients": "nobody", "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
             422,
-            "1400",
+            "1300",
         ),
         (
             json!({"recipients": [{"address": "not-an-address"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "5002",
+        ),
+        // Header injection, through every door: the recipient's name, header_to, and data.
+        (
+            json!({"recipients": [{"address": {"email": "a@example.test", "name": "A\r\nBcc: evil@example.test"}}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "5002",
+        ),
+        (
+            json!({"recipients": [{"address": {"email": "a@example.test", "header_to": "\"A\r\nBcc: e@example.test\" <a@example.test>"}}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "5002",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test", "substitution_data": {"s": "x\r\nBcc: evil@example.test"}}], "content": {"from": "a@sender.test", "subject": "{{s}}", "text": "t"}}),
             422,
             "5002",
         ),

@@ -69,6 +69,11 @@ impl Server {
     }
 
     async fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_until_ready().await;
+    }
+
+    fn spawn_process(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -83,7 +88,6 @@ impl Server {
             .spawn()
             .expect("starting the sluice binary");
         self.child = Some(child);
-        self.wait_until_ready().await;
     }
 
     async fn wait_until_ready(&self) {
@@ -110,6 +114,14 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts the process and kills it after `after`, whether or not it finished starting.
+    pub async fn crash_during_startup(&mut self, after: Duration) {
+        self.kill();
+        self.spawn_process();
+        tokio::time::sleep(after).await;
+        self.kill();
     }
 
     /// Starts the process again on the same config and data.

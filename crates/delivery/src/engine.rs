@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use sluice_core::clock::now_ms;
 use sluice_core::config::DeliveryConfig;
 use sluice_core::event::AttemptFacts;
+use sluice_core::StoreError;
 use sluice_queue::{QueuedMessage, Spool};
 use tokio::sync::{mpsc, Notify};
 
@@ -352,8 +353,15 @@ async fn record(
             shared.spool.bounced(message, facts).await
         }
     };
-    if let Err(e) = result {
-        tracing::error!(message_id = %message.id, error = %e, "recording a delivery outcome failed; the message stays queued");
+    match result {
+        Ok(()) => {}
+        // At shutdown the store stops taking writes; the message is recovered at the next start.
+        Err(StoreError::Closed) => {
+            tracing::info!(message_id = %message.id, "outcome not recorded: shutting down; the message will be retried")
+        }
+        Err(e) => {
+            tracing::error!(message_id = %message.id, error = %e, "recording a delivery outcome failed; the message stays queued")
+        }
     }
 }
 

@@ -31,7 +31,13 @@ impl Address {
                 };
                 let mut address = parse_mailbox(email)?;
                 address.name = text("name").or(address.name);
+                if let Some(name) = &address.name {
+                    check_display_name(name)?;
+                }
                 address.header_to = text("header_to");
+                if let Some(header_to) = &address.header_to {
+                    parse_mailbox(header_to).map_err(|e| format!("address.header_to: {e}"))?;
+                }
                 Ok(address)
             }
             _ => Err("address must be a string or an object with email".into()),
@@ -45,15 +51,12 @@ impl Address {
             .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
     }
 
-    /// The `To:` header for this recipient.
-    pub fn to_header(&self) -> String {
-        if let Some(header_to) = &self.header_to {
-            return header_to.clone();
-        }
-        match &self.name {
-            Some(name) => format!("\"{}\" <{}>", name.replace(['"', '\\'], ""), self.email),
-            None => self.email.clone(),
-        }
+    /// The mailbox the `To:` header shows: `header_to` for a copy, otherwise this address.
+    pub fn shown_in_to(&self) -> Address {
+        self.header_to
+            .as_deref()
+            .and_then(|h| parse_mailbox(h).ok())
+            .unwrap_or_else(|| self.clone())
     }
 }
 
@@ -71,11 +74,24 @@ pub fn parse_mailbox(text: &str) -> Result<Address, String> {
         _ => (None, text),
     };
     check_email(email)?;
+    if let Some(name) = &name {
+        check_display_name(name)?;
+    }
     Ok(Address {
         email: email.to_string(),
         name,
         header_to: None,
     })
+}
+
+/// A display name goes into a header: no line breaks or other control characters.
+fn check_display_name(name: &str) -> Result<(), String> {
+    if name.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "name {name:?} contains a line break or control character"
+        ));
+    }
+    Ok(())
 }
 
 /// A deliberately plain check: one `@`, a local part and a dotted or bracketed domain, and
@@ -119,8 +135,8 @@ mod tests {
             Address::from_json(&json!({"email":"c@B.test","name":"C","header_to":"a@b.test"}))
                 .expect("object");
         assert_eq!(object.domain(), "b.test");
-        assert_eq!(object.to_header(), "a@b.test");
-        assert_eq!(named.to_header(), "\"Ann Lee\" <ann@b.test>");
+        assert_eq!(object.shown_in_to().email, "a@b.test");
+        assert_eq!(named.shown_in_to(), named);
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Message generation: the transmission's content compiled once, then rendered and built into
 //! an RFC 5322 message for each recipient.
 
-use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::MessageBuilder;
 use serde_json::{Map, Value};
 use sluice_template::{Context, Part, Template};
 
 use crate::error::ApiError;
+
+/// Largest rendered content of one message: the contract's 20 MB, applied after substitution
+/// too, so a small template cannot render into a huge message.
+const MAX_RENDERED: usize = 20 * 1000 * 1000;
 
 /// One templated field of the content, compiled.
 struct Field {
@@ -164,17 +167,35 @@ fn syntax_error(part: &str, line: u32, message: &str) -> ApiError {
 pub struct Addressing<'a> {
     /// Sluice's message id, used in the `Message-ID` header.
     pub message_id: &'a str,
-    /// The `To:` header value.
-    pub to_header: String,
+    /// The mailbox shown in the `To:` header.
+    pub to: super::address::Address,
 }
 
 /// Builds the RFC 5322 message. Fails when rendered data would put a line break into a header,
 /// which would let recipient data inject headers.
 pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Vec<u8>, String> {
     for (name, value) in header_values(rendered) {
-        if value.contains(['\r', '\n']) {
-            return Err(format!("{name} contains a line break after substitution"));
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(format!(
+                "{name} contains a line break or control character after substitution"
+            ));
         }
+    }
+    let parts = [&rendered.text, &rendered.html, &rendered.amp_html];
+    if parts
+        .iter()
+        .any(|p| p.as_ref().is_some_and(|p| p.contains('\0')))
+    {
+        return Err("the content contains a NUL character, which SMTP cannot carry".into());
+    }
+    let size: usize = parts
+        .iter()
+        .map(|p| p.as_ref().map_or(0, String::len))
+        .sum();
+    if size > MAX_RENDERED {
+        return Err(format!(
+            "the rendered content is {size} bytes, over the limit of {MAX_RENDERED}"
+        ));
     }
     let domain = rendered
         .from_email
@@ -192,11 +213,20 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
     };
     let mut builder = MessageBuilder::new()
         .from(from)
-        .header("To", Raw::new(addressing.to_header.as_str()))
+        .to(mail_builder::headers::address::Address::new_address(
+            addressing.to.name.as_deref(),
+            addressing.to.email.as_str(),
+        ))
         .subject(Text::new(rendered.subject.as_str()))
         .message_id(format!("{}@{}", addressing.message_id, domain));
     if let Some(reply_to) = &rendered.reply_to {
-        builder = builder.header("Reply-To", Raw::new(reply_to.as_str()));
+        builder = match super::address::parse_mailbox(reply_to) {
+            Ok(mailbox) => builder.reply_to(mail_builder::headers::address::Address::new_address(
+                mailbox.name,
+                mailbox.email,
+            )),
+            Err(_) => builder.header("Reply-To", Text::new(reply_to.as_str())),
+        };
     }
     for (name, value) in &rendered.headers {
         builder = builder.header(name.as_str(), Text::new(value.as_str()));

@@ -109,10 +109,15 @@ fn recipients(request: &TransmissionRequest, max: usize) -> Result<Vec<Recipient
         Some(Value::Object(map)) if map.contains_key("list_id") => {
             return Err(ApiError::invalid("recipients.list_id: stored recipient lists are not supported; send an array of recipients"));
         }
-        _ => {
+        Some(Value::Array(_)) | Some(Value::Null) | None => {
             return Err(ApiError::missing(
                 "recipients: at least one recipient is required",
-            ))
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "recipients must be an array of recipient objects",
+            ));
         }
     };
     if list.len() > max {
@@ -371,7 +376,7 @@ fn generate(
     };
     let addressing = Addressing {
         message_id: &id.to_string(),
-        to_header: address.to_header(),
+        to: address.shown_in_to(),
     };
     let body = build_mime(&rendered, &addressing).map_err(|e| generation_failure(&facts, &e))?;
     let mail_from = return_path.unwrap_or_else(|| rendered.from_email.clone());
