@@ -47,22 +47,45 @@ impl Server {
     /// Starts a server whose config is the test's `extra` TOML plus a listener, a data
     /// directory and the test key, and waits until its API answers.
     pub async fn start(name: &str, extra: &str) -> Server {
+        Server::start_with(name, "", extra).await
+    }
+
+    /// Starts a server serving HTTPS with the given PEM certificate and key files.
+    pub async fn start_https(name: &str, cert: &Path, key: &Path, extra: &str) -> Server {
+        let api = format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        );
+        Server::start_with(name, &api, extra).await
+    }
+
+    async fn start_with(name: &str, api_extra: &str, extra: &str) -> Server {
         // The test's own HTTP client needs the process-wide crypto provider, as the server does.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = temp_dir(name);
         let port = free_port();
         let config = dir.join("sluice.toml");
         let text = format!(
-            "[api]\nlisten = \"127.0.0.1:{port}\"\n[spool]\npath = \"{}\"\n[[api_keys]]\nkey = \"{KEY}\"\n{extra}\n",
+            "[api]\nlisten = \"127.0.0.1:{port}\"\n{api_extra}[spool]\npath = \"{}\"\n[[api_keys]]\nkey = \"{KEY}\"\n{extra}\n",
             dir.join("data").display()
         );
+        let scheme = if api_extra.contains("tls_cert") {
+            "https"
+        } else {
+            "http"
+        };
         std::fs::write(&config, text).expect("writing the test config");
         let mut server = Server {
             child: None,
             dir,
             config,
-            api: format!("http://127.0.0.1:{port}/api/v1"),
-            client: reqwest::Client::new(),
+            api: format!("{scheme}://127.0.0.1:{port}/api/v1"),
+            // The test's certificate is self-signed; what is tested is the server, not the PKI.
+            client: reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .build()
+                .expect("an HTTP client"),
         };
         server.spawn().await;
         server

@@ -84,6 +84,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most recipients accepted in one transmission. Default 10,000.
     pub max_recipients: usize,
+    /// PEM certificate chain; with `tls_key`, the listener serves HTTPS instead of HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -92,6 +96,8 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 30 << 20,
             max_recipients: 10_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -340,6 +346,9 @@ impl Config {
             {
                 out.push(format!("routes.{domain:?} must be host:port, not {hop:?}"));
             }
+        }
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            out.push("api.tls_cert and api.tls_key must be given together".to_string());
         }
         for key in &self.api_keys {
             if key.key.trim().is_empty() {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
 use sluice_api::{AppState, Keys};
 use sluice_core::config::Config;
 use sluice_core::{IdGenerator, Store};
@@ -104,12 +105,36 @@ async fn ensure_a_key(store: &Store, keys: &Keys) -> anyhow::Result<()> {
 }
 
 async fn serve_api(config: &Config, state: AppState) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.api.listen)
-        .await
-        .with_context(|| format!("binding the API listener to {}", config.api.listen))?;
-    tracing::info!(listen = %config.api.listen, "API listening");
     let app = NormalizePathLayer::trim_trailing_slash().layer(sluice_api::router(state));
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+    let listen = config.api.listen;
+    if let (Some(cert), Some(key)) = (&config.api.tls_cert, &config.api.tls_key) {
+        let tls = RustlsConfig::from_pem_file(cert, key)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading the API certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+        tracing::info!(%listen, "API listening (HTTPS)");
+        return axum_server::bind_rustls(listen, tls)
+            .handle(handle)
+            .serve(service)
+            .await
+            .context("serving the API");
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the API listener to {listen}"))?;
+    tracing::info!(%listen, "API listening");
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -1,0 +1,111 @@
+//! Compatibility with SparkPost's own client libraries, unchanged but for the host: the calls a
+//! SparkPost customer's code makes reach Sluice over HTTPS and the messages arrive as intended.
+//! The test command installs the clients (see `scripts/test`).
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice_testkit::smtp::{Received, Script, SmtpSink};
+use support::{hop, temp_dir, Server, KEY};
+
+/// Writes a self-signed certificate for 127.0.0.1 and localhost; returns (cert, key) paths.
+fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let issued = rcgen::generate_simple_self_signed(names).expect("a self-signed certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, issued.cert.pem()).expect("writing the certificate");
+    std::fs::write(&key, issued.signing_key.serialize_pem()).expect("writing the key");
+    (cert, key)
+}
+
+fn only(messages: &[Received], rcpt: &str) -> Received {
+    let mine: Vec<_> = messages
+        .iter()
+        .filter(|m| m.rcpt_to == [rcpt.to_string()])
+        .collect();
+    assert_eq!(mine.len(), 1, "{rcpt} gets exactly one message");
+    mine[0].clone()
+}
+
+#[tokio::test]
+async fn python_sparkpost_sends_through_sluice() {
+    let sink = SmtpSink::start("127.0.0.1:0".parse().expect("addr"), Script::new())
+        .await
+        .expect("sink");
+    let dir = temp_dir("python-sparkpost");
+    let (cert, key) = certificate(&dir);
+    let config = format!("[routes]\n\"example.test\" = \"{}\"\n", hop(sink.addr()));
+    let server = Server::start_https("python-sparkpost", &cert, &key, &config).await;
+    let host = server
+        .api
+        .trim_start_matches("https://")
+        .trim_end_matches("/api/v1")
+        .to_string();
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/compat/python_sparkpost.py"
+    );
+    let output = Command::new("python3")
+        .arg(script)
+        .env("SLUICE_HOST", &host)
+        .env("SLUICE_KEY", KEY)
+        .env("REQUESTS_CA_BUNDLE", &cert)
+        .output()
+        .expect("running python3 (pip install sparkpost==1.3.10)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "python-sparkpost failed: {stderr}\nlog:\n{}",
+        server.log()
+    );
+    let results: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+
+    assert_eq!(
+        results["personalised"]["total_accepted_recipients"], 2,
+        "{results}"
+    );
+    assert_eq!(
+        results["copies"]["total_accepted_recipients"], 3,
+        "{results}"
+    );
+    assert_eq!(results["empty"]["status"], 422, "{results}");
+    assert_eq!(results["unauthorized"]["status"], 401, "{results}");
+
+    let messages = sink.wait_for_messages(5, Duration::from_secs(30)).await;
+    assert_eq!(messages.len(), 5, "log:\n{}", server.log());
+    let ann = only(&messages, "ann@example.test");
+    assert_eq!(ann.header("Subject").as_deref(), Some("Hello Ann"));
+    assert_eq!(
+        ann.header("To").as_deref(),
+        Some("\"Ann Lee\" <ann@example.test>")
+    );
+    assert!(
+        ann.body_text().contains("Dear Ann, this is the shop."),
+        "{}",
+        ann.body_text()
+    );
+    let bob = only(&messages, "bob@example.test");
+    assert_eq!(bob.header("Subject").as_deref(), Some("Hello friend"));
+    assert_eq!(
+        bob.header("From").as_deref(),
+        Some("\"Shop\" <shop@sender.test>")
+    );
+
+    // cc and bcc copies: their own envelopes, the primary recipient in To, CC only as written.
+    for copy in ["to@example.test", "cc@example.test", "bcc@example.test"] {
+        let message = only(&messages, copy);
+        let to = message.header("To").unwrap_or_default();
+        assert_eq!(to.trim_matches(['<', '>']), "to@example.test", "{copy}");
+        assert_eq!(
+            message.header("CC").as_deref(),
+            Some("cc@example.test"),
+            "{copy}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
