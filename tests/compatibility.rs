@@ -109,3 +109,68 @@ async fn python_sparkpost_sends_through_sluice() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn node_sparkpost_sends_through_sluice() {
+    let sink = SmtpSink::start("127.0.0.1:0".parse().expect("addr"), Script::new())
+        .await
+        .expect("sink");
+    let dir = temp_dir("node-sparkpost");
+    let (cert, key) = certificate(&dir);
+    let config = format!("[routes]\n\"example.test\" = \"{}\"\n", hop(sink.addr()));
+    let server = Server::start_https("node-sparkpost", &cert, &key, &config).await;
+    let origin = server.api.trim_end_matches("/api/v1").to_string();
+
+    let compat = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/compat");
+    let output = Command::new("node")
+        .arg(format!("{compat}/node_sparkpost.js"))
+        .current_dir(compat)
+        .env("SLUICE_ORIGIN", &origin)
+        .env("SLUICE_KEY", KEY)
+        .env("NODE_EXTRA_CA_CERTS", &cert)
+        .output()
+        .expect("running node (npm install in tests/compat)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "node-sparkpost failed: {stderr}\nlog:\n{}",
+        server.log()
+    );
+    let results: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+
+    // node-sparkpost returns the whole body, and passes num_rcpt_errors in the query string.
+    assert_eq!(
+        results["send"]["results"]["total_accepted_recipients"], 2,
+        "{results}"
+    );
+    assert_eq!(results["partial"]["errors"][0]["code"], "2000", "{results}");
+    assert_eq!(
+        results["partial"]["results"]["total_rejected_recipients"], 1,
+        "{results}"
+    );
+    assert_eq!(
+        results["partial"]["results"]["rcpt_to_errors"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(results["empty"]["statusCode"], 422, "{results}");
+
+    let messages = sink.wait_for_messages(3, Duration::from_secs(30)).await;
+    assert_eq!(messages.len(), 3, "log:\n{}", server.log());
+    let nia = only(&messages, "nia@example.test");
+    assert_eq!(nia.header("Subject").as_deref(), Some("Hi Nia"));
+    assert!(
+        nia.body_text().contains("Dear Nia, from the shop."),
+        "{}",
+        nia.body_text()
+    );
+    assert_eq!(
+        only(&messages, "omar@example.test")
+            .header("Subject")
+            .as_deref(),
+        Some("Hi Omar")
+    );
+    only(&messages, "pat@example.test");
+    let _ = std::fs::remove_dir_all(dir);
+}
