@@ -174,3 +174,60 @@ async fn node_sparkpost_sends_through_sluice() {
     only(&messages, "pat@example.test");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn dkim_signatures_verify_with_dkimpy() {
+    let sink = SmtpSink::start("127.0.0.1:0".parse().expect("addr"), Script::new())
+        .await
+        .expect("sink");
+    let config = format!("[routes]\n\"example.test\" = \"{}\"\n", hop(sink.addr()));
+    let server = Server::start("dkim", &config).await;
+    let dir = temp_dir("dkim");
+    for (domain, algorithm) in [("rsa.sender.test", "rsa"), ("ed.sender.test", "ed25519")] {
+        let (status, created) = server
+            .post(
+                "/sending-domains",
+                &serde_json::json!({"domain": domain, "dkim_algorithm": algorithm}),
+            )
+            .await;
+        assert_eq!(status, 200, "{created}");
+        let record = created["results"]["dkim"]["txt_record"]
+            .as_str()
+            .expect("txt record")
+            .to_string();
+        let (status, body) = server
+            .post("/transmissions", &serde_json::json!({
+                "recipients": [{"address": format!("{algorithm}@example.test")}],
+                "content": {"from": format!("news@{domain}"), "subject": "Signed ünïcode", "html": "<p>Hi . there</p>\n.\nline", "text": "Hi"}
+            }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let received = sink.wait_for_messages(1, Duration::from_secs(30)).await;
+        let message = only(&sink.drain_messages(), &format!("{algorithm}@example.test"));
+        assert!(!received.is_empty());
+        assert!(
+            message.header("DKIM-Signature").is_some(),
+            "{algorithm}: signed"
+        );
+        let file = dir.join(format!("{algorithm}.eml"));
+        std::fs::write(&file, &message.data).expect("writing the message");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/compat/dkim_verify.py"
+        );
+        let output = Command::new("python3")
+            .arg(script)
+            .arg(&file)
+            .arg(&record)
+            .output()
+            .expect("python3 (pip install dkimpy pynacl)");
+        let verdict = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        assert_eq!(
+            verdict,
+            "pass",
+            "{algorithm}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

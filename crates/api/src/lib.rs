@@ -2,6 +2,8 @@
 //! the generation of each recipient's message from the request.
 
 pub mod auth;
+pub mod dkim;
+pub mod domains;
 pub mod error;
 pub mod queues;
 pub mod state;
@@ -28,6 +30,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/transmissions/{id}",
             axum::routing::delete(queues::cancel_transmission),
+        )
+        .route("/sending-domains", post(domains::create).get(domains::list))
+        .route(
+            "/sending-domains/{domain}",
+            get(domains::get).delete(domains::delete),
         )
         .route("/queues", get(queues::summary))
         .route("/queues/suspend", post(queues::suspend))

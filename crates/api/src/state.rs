@@ -9,6 +9,7 @@ use sluice_events::{Dispatcher, EventLog, WebhookStore};
 use sluice_queue::Spool;
 
 use crate::auth::Keys;
+use crate::dkim::Keyring;
 
 /// Shared handler state. Cheap to clone.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// API keys.
     pub keys: Keys,
+    /// DKIM keys of the sending domains.
+    pub keyring: Keyring,
     /// Transmission and message ids.
     pub ids: Arc<IdGenerator>,
     /// Listener settings and limits.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
+use sluice_api::dkim::Keyring;
 use sluice_api::{AppState, Keys};
 use sluice_core::config::Config;
 use sluice_core::{IdGenerator, Store};
@@ -59,6 +60,7 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         webhooks,
         dispatcher,
         keys,
+        keyring: Keyring::open(&store)?,
         ids: Arc::new(IdGenerator::new()),
         config: Arc::new(config.api.clone()),
         pools: Arc::new(pools),

@@ -379,6 +379,11 @@ fn generate(
         to: address.shown_in_to(),
     };
     let body = build_mime(&rendered, &addressing).map_err(|e| generation_failure(&facts, &e))?;
+    let from_domain = rendered.from_email.rsplit_once('@').map_or("", |(_, d)| d);
+    let body = state
+        .keyring
+        .sign(from_domain, body)
+        .map_err(|e| generation_failure(&facts, &e))?;
     let mail_from = return_path.unwrap_or_else(|| rendered.from_email.clone());
     let mut facts = facts;
     facts.friendly_from = rendered.from_email.clone();
