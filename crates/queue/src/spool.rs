@@ -150,7 +150,8 @@ impl Spool {
         Ok(self.bodies.get(id.to_be_bytes())?)
     }
 
-    /// Number of messages in the spool, in flight or waiting.
+    /// Number of messages in the spool, in flight or waiting. Walks the whole tree: for
+    /// operators and tests, never for the delivery path.
     pub fn len(&self) -> usize {
         self.messages.len()
     }
