@@ -1,11 +1,16 @@
-//! `sluice-bench`: starts a release build of Sluice with a config of its own and an in-process
-//! SMTP sink with no artificial limits, sends one-recipient transmissions through the HTTP API
-//! at a chosen concurrency, and reports acceptance rate, end-to-end delivery rate, acceptance
-//! latency percentiles, and the Sluice process's peak memory and CPU time.
+//! `sluice-bench`: Sluice's throughput, latency, memory and CPU, measured through its real
+//! interfaces, and optionally Postfix's on the same workload in the same run.
 //!
-//! The sink and the load run in this process, on the same two cores as Sluice: the report
-//! gives this process's CPU time too, so the split is visible.
+//! The Sluice side starts a release build with a config of its own and an in-process SMTP sink
+//! with no artificial limits, sends one-recipient transmissions through the HTTP API at a chosen
+//! concurrency, and waits until the sink has every message. The sink and the load generator run
+//! in this process, on the same cores as the system under test: the report shows the machine's
+//! total CPU and this process's share, so the split is visible.
 
+mod measure;
+mod postfix;
+
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -13,17 +18,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use serde_json::json;
+use serde_json::{json, Value};
 use sluice_testkit::smtp::{Script, SmtpSink};
 use tokio::sync::Semaphore;
 
+use measure::{machine_busy_s, peak_rss_mib, percentiles, process_cpu_s};
+
 /// Benchmark options.
 #[derive(Parser)]
-struct Options {
-    /// Transmissions to send, one recipient each.
+pub struct Options {
+    /// Messages to send, one recipient each.
     #[arg(long, default_value_t = 20_000)]
     messages: usize,
-    /// Requests in flight at once.
+    /// API requests in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Size of each message's text part, in KiB.
@@ -32,6 +39,9 @@ struct Options {
     /// The sluice binary to run.
     #[arg(long, default_value = "target/release/sluice")]
     sluice: PathBuf,
+    /// Also run the workload through Postfix (configured and started by scripts/bench).
+    #[arg(long)]
+    postfix: bool,
     /// Where to write the JSON report.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -50,10 +60,24 @@ impl Drop for Process {
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut runs = vec![run_sluice(&options).await?];
+    if options.postfix {
+        runs.push(postfix::run(&options).await?);
+    }
+    let report = json!({"messages": options.messages, "size_kb": options.size_kb, "concurrency": options.concurrency, "runs": runs});
+    print_table(&report);
+    if let Some(path) = &options.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+/// Starts Sluice, drives it, and reports.
+async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
     let sink = SmtpSink::start("127.0.0.1:0".parse()?, Script::new()).await?;
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let port = free_port()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let config = dir.join("bench.toml");
     std::fs::write(
         &config,
@@ -70,47 +94,43 @@ async fn main() -> anyhow::Result<()> {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (build it with cargo build --release -p sluice)",
-                options.sluice.display()
-            )
-        })?;
+        .with_context(|| format!("starting {} (cargo build --release -p sluice)", options.sluice.display()))?;
     let pid = child.id();
     let _server = Process(child);
     let api = format!("http://127.0.0.1:{port}/api/v1/transmissions");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.concurrency)
-        .build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(options.concurrency).build()?;
     wait_ready(&client, &api).await?;
 
+    let busy_before = machine_busy_s();
     let started = Instant::now();
-    let latencies = send_all(&client, &api, &options).await?;
+    let accepted = send_all(&client, &api, options).await?;
     let accepted_in = started.elapsed();
-    let received = sink
-        .wait_for_messages(options.messages, Duration::from_secs(600))
-        .await
-        .len();
+    let received = sink.wait_for_messages(options.messages, Duration::from_secs(1800)).await;
     let delivered_in = started.elapsed();
-    if received < options.messages {
-        bail!(
-            "only {received} of {} messages arrived within 10 minutes",
-            options.messages
-        );
+    if received.len() < options.messages {
+        bail!("only {} of {} messages arrived within 30 minutes", received.len(), options.messages);
     }
-    let report = report(&options, pid, latencies, accepted_in, delivered_in);
-    print_table(&report);
-    if let Some(path) = &options.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
-    }
+    let busy = busy_before.zip(machine_busy_s()).map(|(a, b)| b - a);
+    let mut accept_latency: Vec<Duration> = accepted.values().map(|(_, latency)| *latency).collect();
+    let mut arrival_latency: Vec<Duration> = received
+        .iter()
+        .filter_map(|m| Some(m.at.saturating_duration_since(accepted.get(m.rcpt_to.first()?)?.0)))
+        .collect();
+    let (a50, a99, amax) = percentiles(&mut accept_latency);
+    let (e50, e99, emax) = percentiles(&mut arrival_latency);
+    let n = options.messages as f64;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(json!({
+        "system": "sluice",
+        "accepted_per_s": n / accepted_in.as_secs_f64(),
+        "delivered_per_s": n / delivered_in.as_secs_f64(),
+        "accept_latency_ms": {"p50": a50, "p99": a99, "max": amax},
+        "accept_to_arrival_ms": {"p50": e50, "p99": e99, "max": emax},
+        "peak_rss_mib": peak_rss_mib(pid),
+        "process_cpu_s": process_cpu_s(pid),
+        "bench_cpu_s": process_cpu_s(std::process::id()),
+        "machine_cpu_s": busy,
+    }))
 }
 
 async fn wait_ready(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
@@ -123,117 +143,59 @@ async fn wait_ready(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
     bail!("sluice did not answer within 30 s")
 }
 
-/// Sends every transmission and returns each one's acceptance latency.
-async fn send_all(
-    client: &reqwest::Client,
-    api: &str,
-    options: &Options,
-) -> anyhow::Result<Vec<Duration>> {
+/// Sends every transmission; returns, by recipient, when it was accepted and how long that took.
+async fn send_all(client: &reqwest::Client, api: &str, options: &Options) -> anyhow::Result<HashMap<String, (Instant, Duration)>> {
     let text = "x".repeat(options.size_kb * 1024);
     let permits = Arc::new(Semaphore::new(options.concurrency));
     let mut tasks = Vec::with_capacity(options.messages);
     for i in 0..options.messages {
         let permit = permits.clone().acquire_owned().await?;
+        let rcpt = format!("r{i}@bench.test");
         let body = json!({
-            "recipients": [{"address": format!("r{i}@bench.test"), "substitution_data": {"n": i}}],
+            "recipients": [{"address": rcpt, "substitution_data": {"n": i}}],
             "content": {"from": "bench@sender.test", "subject": "Message {{n}}", "text": text},
         });
         let (client, api) = (client.clone(), api.to_string());
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
-            let response = client
-                .post(api)
-                .header("Authorization", "bench")
-                .json(&body)
-                .send()
-                .await;
+            let response = client.post(api).header("Authorization", "bench").json(&body).send().await;
             drop(permit);
             match response {
-                Ok(r) if r.status().is_success() => Ok(sent.elapsed()),
+                Ok(r) if r.status().is_success() => Ok((rcpt, (Instant::now(), sent.elapsed()))),
                 Ok(r) => Err(anyhow::anyhow!("transmission refused: HTTP {}", r.status())),
                 Err(e) => Err(anyhow::anyhow!("transmission failed: {e}")),
             }
         }));
     }
-    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut accepted = HashMap::with_capacity(tasks.len());
     for task in tasks {
-        latencies.push(task.await??);
+        let (rcpt, times) = task.await??;
+        accepted.insert(rcpt, times);
     }
-    Ok(latencies)
+    Ok(accepted)
 }
 
-fn report(
-    options: &Options,
-    pid: u32,
-    mut latencies: Vec<Duration>,
-    accepted_in: Duration,
-    delivered_in: Duration,
-) -> serde_json::Value {
-    latencies.sort();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+fn print_table(report: &Value) {
+    let runs = report["runs"].as_array().cloned().unwrap_or_default();
+    println!("{} messages of {} KiB, {} concurrent API clients", report["messages"], report["size_kb"], report["concurrency"]);
+    println!("{:<28}{:>14}{:>14}", "", "sluice", if runs.len() > 1 { "postfix" } else { "" });
+    let row = |label: &str, key: &str, unit: &str| {
+        let values: Vec<String> = runs.iter().map(|r| r[key].as_f64().map_or("-".into(), |v| format!("{v:.0}{unit}"))).collect();
+        println!("{label:<28}{:>14}{:>14}", values.first().cloned().unwrap_or_default(), values.get(1).cloned().unwrap_or_default());
     };
-    let n = options.messages as f64;
-    json!({
-        "messages": options.messages,
-        "concurrency": options.concurrency,
-        "size_kb": options.size_kb,
-        "accepted_per_s": n / accepted_in.as_secs_f64(),
-        "delivered_per_s": n / delivered_in.as_secs_f64(),
-        "accept_latency_ms": {"p50": pick(0.50), "p99": pick(0.99), "max": pick(1.0)},
-        "sluice_peak_rss_mb": peak_rss_kb(pid).map(|kb| kb as f64 / 1024.0),
-        "sluice_cpu_s": cpu_seconds(pid),
-        "bench_cpu_s": cpu_seconds(std::process::id()),
-    })
-}
-
-fn print_table(r: &serde_json::Value) {
-    println!("messages          {}", r["messages"]);
-    println!("concurrency       {}", r["concurrency"]);
-    println!("message size      {} KiB", r["size_kb"]);
-    println!(
-        "accepted          {:.0} msg/s",
-        r["accepted_per_s"].as_f64().unwrap_or(0.0)
-    );
-    println!(
-        "delivered (e2e)   {:.0} msg/s",
-        r["delivered_per_s"].as_f64().unwrap_or(0.0)
-    );
-    let l = &r["accept_latency_ms"];
-    println!(
-        "accept latency    p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        l["p50"].as_f64().unwrap_or(0.0),
-        l["p99"].as_f64().unwrap_or(0.0),
-        l["max"].as_f64().unwrap_or(0.0)
-    );
-    println!(
-        "sluice peak RSS   {:.0} MiB",
-        r["sluice_peak_rss_mb"].as_f64().unwrap_or(0.0)
-    );
-    println!(
-        "sluice CPU        {:.1} s",
-        r["sluice_cpu_s"].as_f64().unwrap_or(0.0)
-    );
-    println!(
-        "bench + sink CPU  {:.1} s",
-        r["bench_cpu_s"].as_f64().unwrap_or(0.0)
-    );
-}
-
-/// `VmHWM` of a process, in KiB (Linux).
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// User plus system CPU time of a process, in seconds (Linux, 100 ticks per second).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    row("accepted", "accepted_per_s", "/s");
+    row("delivered end to end", "delivered_per_s", "/s");
+    row("machine CPU (all cores)", "machine_cpu_s", " s");
+    if let Some(sluice) = runs.first() {
+        let ms = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+        let (a, e) = (&sluice["accept_latency_ms"], &sluice["accept_to_arrival_ms"]);
+        println!("sluice accept latency       p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", ms(a, "p50"), ms(a, "p99"), ms(a, "max"));
+        println!("sluice accept->arrival      p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", ms(e, "p50"), ms(e, "p99"), ms(e, "max"));
+        println!("sluice peak RSS             {:.0} MiB", ms(sluice, "peak_rss_mib"));
+        println!("sluice process CPU          {:.1} s (load tool and sink: {:.1} s)", ms(sluice, "process_cpu_s"), ms(sluice, "bench_cpu_s"));
+    }
+    if let [sluice, postfix] = runs.as_slice() {
+        let ratio = |k: &str| sluice[k].as_f64().unwrap_or(0.0) / postfix[k].as_f64().unwrap_or(f64::NAN);
+        println!("sluice/postfix delivered    {:.1}x", ratio("delivered_per_s"));
+    }
 }
