@@ -1,10 +1,11 @@
-//! The HTTP API: SparkPost's public REST API (transmissions, webhooks) served with axum, and
-//! the generation of each recipient's message from the request.
+//! The HTTP API: SparkPost's public REST API (transmissions, templates, webhooks) served with
+//! axum, and the generation of each recipient's message from the request.
 
 pub mod auth;
 pub mod error;
 pub mod queues;
 pub mod state;
+pub mod templates;
 pub mod transmission;
 pub mod webhooks;
 
@@ -28,6 +29,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/transmissions/{id}",
             axum::routing::delete(queues::cancel_transmission),
+        )
+        .route("/templates", post(templates::create).get(templates::list))
+        .route(
+            "/templates/{id}",
+            get(templates::get)
+                .put(templates::update)
+                .delete(templates::delete),
+        )
+        .route("/templates/{id}/preview", post(templates::preview))
+        .route(
+            "/utils/content-previewer",
+            post(templates::content_previewer),
         )
         .route("/queues", get(queues::summary))
         .route("/queues/suspend", post(queues::suspend))

@@ -9,6 +9,7 @@ use sluice_events::{Dispatcher, EventLog, WebhookStore};
 use sluice_queue::Spool;
 
 use crate::auth::Keys;
+use crate::templates::TemplateStore;
 
 /// Shared handler state. Cheap to clone.
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct AppState {
     pub pools: Arc<HashSet<String>>,
     /// How long messages may stay queued.
     pub queue: Arc<QueueConfig>,
+    /// Stored templates.
+    pub templates: TemplateStore,
 }
 
 impl AppState {

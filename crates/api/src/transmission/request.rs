@@ -71,7 +71,7 @@ pub struct Content {
     pub reply_to: Option<String>,
     /// Extra headers, templated.
     pub headers: Option<Map<String, Value>>,
-    /// A stored template; not available yet.
+    /// A stored template, used instead of the inline fields.
     pub template_id: Option<String>,
     /// Use the template's draft.
     pub use_draft_template: Option<bool>,
