@@ -78,6 +78,22 @@ async fn templates_are_created_read_updated_published_previewed_listed_and_delet
         "Sale for {{name}}"
     );
 
+    let fix = json!({"content": {"subject": "Sale for {{name}}!"}});
+    let (status, body) = server
+        .put("/templates/spring-sale?update_published=true", &fix)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, published) = server.get("/templates/spring-sale?draft=false").await;
+    assert_eq!(
+        published["results"]["content"]["subject"],
+        "Sale for {{name}}!"
+    );
+    let (_, draft) = server.get("/templates/spring-sale?draft=true").await;
+    assert_eq!(
+        draft["results"]["content"]["subject"],
+        "Last day for {{name}}"
+    );
+
     let data = json!({"substitution_data": {"name": "<Ann>"}});
     let (status, preview) = server
         .post("/templates/spring-sale/preview?draft=true", &data)
@@ -209,4 +225,50 @@ async fn a_transmission_naming_a_missing_template_or_version_is_refused() {
         .await;
     assert_eq!(status, 422, "{error}");
     assert_eq!(error["errors"][0]["code"], "1603");
+}
+
+#[tokio::test]
+async fn refused_writes_change_nothing() {
+    let extra = "[[api_keys]]\nkey = \"viewer\"\ngrants = [\"templates/view\"]\n";
+    let server = Server::start("templates-refused", extra).await;
+    let body = python_body("Kept", "Subject {{a}}", "Text", Value::Null);
+    assert_eq!(server.post("/templates", &body).await.0, 200);
+
+    let broken = json!({"content": {"html": "<p>\n{{each}}</p>"}});
+    let (status, error) = server.put("/templates/kept", &broken).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["errors"][0]["part"], "html");
+    assert_eq!(error["errors"][0]["line"], 2);
+    let (status, error) = server
+        .put(
+            "/templates/kept?update_published=true",
+            &json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(status, 422, "no published version to overwrite: {error}");
+    let (status, error) = server.put("/templates/absent", &json!({})).await;
+    assert_eq!(status, 404, "{error}");
+    assert_eq!(error["errors"][0]["code"], "1600");
+
+    let client = reqwest::Client::new();
+    let url = format!("{}/templates/kept", server.api);
+    let response = client
+        .delete(&url)
+        .header("Authorization", "viewer")
+        .send()
+        .await
+        .expect("calling the API");
+    assert_eq!(response.status().as_u16(), 403);
+    let response = client
+        .get(&url)
+        .header("Authorization", "viewer")
+        .send()
+        .await
+        .expect("calling the API");
+    assert_eq!(response.status().as_u16(), 200);
+
+    let (status, kept) = server.get("/templates/kept").await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["results"]["name"], "Kept");
+    assert!(kept["results"]["content"].get("html").is_none(), "{kept}");
 }
