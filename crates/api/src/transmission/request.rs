@@ -1,6 +1,6 @@
 //! The body of `POST /api/v1/transmissions`, as SparkPost's clients send it. Every field is
 //! optional at this level (clients send `null` for what they were not given); the checks that
-//! name a missing field are in [`super::validate`].
+//! name a missing field are in [`super::content`].
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
