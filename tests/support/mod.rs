@@ -173,6 +173,16 @@ impl Server {
         self.call(reqwest::Method::GET, path, None).await
     }
 
+    /// PUTs JSON to an API path.
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// DELETEs an API path.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,

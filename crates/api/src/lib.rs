@@ -1,5 +1,5 @@
-//! The HTTP API: SparkPost's public REST API (transmissions, webhooks) served with axum, and
-//! the generation of each recipient's message from the request.
+//! The HTTP API: SparkPost's public REST API (transmissions, templates, webhooks) served with
+//! axum, and the generation of each recipient's message from the request.
 
 pub mod auth;
 pub mod dkim;
@@ -7,6 +7,7 @@ pub mod domains;
 pub mod error;
 pub mod queues;
 pub mod state;
+pub mod templates;
 pub mod transmission;
 pub mod webhooks;
 
@@ -35,6 +36,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/sending-domains/{domain}",
             get(domains::get).delete(domains::delete),
+        )
+        .route("/templates", post(templates::create).get(templates::list))
+        .route(
+            "/templates/{id}",
+            get(templates::get)
+                .put(templates::update)
+                .delete(templates::delete),
+        )
+        .route("/templates/{id}/preview", post(templates::preview))
+        .route(
+            "/utils/content-previewer",
+            post(templates::content_previewer),
         )
         .route("/queues", get(queues::summary))
         .route("/queues/suspend", post(queues::suspend))

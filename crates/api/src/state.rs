@@ -10,6 +10,7 @@ use sluice_queue::Spool;
 
 use crate::auth::Keys;
 use crate::dkim::Keyring;
+use crate::templates::TemplateStore;
 
 /// Shared handler state. Cheap to clone.
 #[derive(Clone)]
@@ -36,6 +37,8 @@ pub struct AppState {
     pub pools: Arc<HashSet<String>>,
     /// How long messages may stay queued.
     pub queue: Arc<QueueConfig>,
+    /// Stored templates.
+    pub templates: TemplateStore,
 }
 
 impl AppState {

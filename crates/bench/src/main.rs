@@ -77,7 +77,9 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
     let sink = SmtpSink::start("127.0.0.1:0".parse()?, Script::new()).await?;
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let config = dir.join("bench.toml");
     std::fs::write(
         &config,
@@ -94,24 +96,38 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
-        .with_context(|| format!("starting {} (cargo build --release -p sluice)", options.sluice.display()))?;
+        .with_context(|| {
+            format!(
+                "starting {} (cargo build --release -p sluice)",
+                options.sluice.display()
+            )
+        })?;
     let pid = child.id();
     let _server = Process(child);
     let api = format!("http://127.0.0.1:{port}/api/v1/transmissions");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(options.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.concurrency)
+        .build()?;
     wait_ready(&client, &api).await?;
 
     let busy_before = machine_busy_s();
     let started = Instant::now();
     let accepted = send_all(&client, &api, options).await?;
     let accepted_in = started.elapsed();
-    let received = sink.wait_for_messages(options.messages, Duration::from_secs(1800)).await;
+    let received = sink
+        .wait_for_messages(options.messages, Duration::from_secs(1800))
+        .await;
     let delivered_in = started.elapsed();
     if received.len() < options.messages {
-        bail!("only {} of {} messages arrived within 30 minutes", received.len(), options.messages);
+        bail!(
+            "only {} of {} messages arrived within 30 minutes",
+            received.len(),
+            options.messages
+        );
     }
     let busy = busy_before.zip(machine_busy_s()).map(|(a, b)| b - a);
-    let mut accept_latency: Vec<Duration> = accepted.values().map(|(_, latency)| *latency).collect();
+    let mut accept_latency: Vec<Duration> =
+        accepted.values().map(|(_, latency)| *latency).collect();
     let mut arrival_latency: Vec<Duration> = received
         .iter()
         .filter_map(|m| Some(m.at.saturating_duration_since(accepted.get(m.rcpt_to.first()?)?.0)))
@@ -144,7 +160,11 @@ async fn wait_ready(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
 }
 
 /// Sends every transmission; returns, by recipient, when it was accepted and how long that took.
-async fn send_all(client: &reqwest::Client, api: &str, options: &Options) -> anyhow::Result<HashMap<String, (Instant, Duration)>> {
+async fn send_all(
+    client: &reqwest::Client,
+    api: &str,
+    options: &Options,
+) -> anyhow::Result<HashMap<String, (Instant, Duration)>> {
     let text = "x".repeat(options.size_kb * 1024);
     let permits = Arc::new(Semaphore::new(options.concurrency));
     let mut tasks = Vec::with_capacity(options.messages);
@@ -158,7 +178,12 @@ async fn send_all(client: &reqwest::Client, api: &str, options: &Options) -> any
         let (client, api) = (client.clone(), api.to_string());
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
-            let response = client.post(api).header("Authorization", "bench").json(&body).send().await;
+            let response = client
+                .post(api)
+                .header("Authorization", "bench")
+                .json(&body)
+                .send()
+                .await;
             drop(permit);
             match response {
                 Ok(r) if r.status().is_success() => Ok((rcpt, (Instant::now(), sent.elapsed()))),
@@ -177,25 +202,68 @@ async fn send_all(client: &reqwest::Client, api: &str, options: &Options) -> any
 
 fn print_table(report: &Value) {
     let runs = report["runs"].as_array().cloned().unwrap_or_default();
-    println!("{} messages of {} KiB, {} concurrent API clients", report["messages"], report["size_kb"], report["concurrency"]);
-    println!("{:<28}{:>14}{:>14}", "", "sluice", if runs.len() > 1 { "postfix" } else { "" });
+    println!(
+        "{} messages of {} KiB, {} concurrent API clients",
+        report["messages"], report["size_kb"], report["concurrency"]
+    );
+    println!(
+        "{:<28}{:>14}{:>14}",
+        "",
+        "sluice",
+        if runs.len() > 1 { "postfix" } else { "" }
+    );
     let row = |label: &str, key: &str, unit: &str| {
-        let values: Vec<String> = runs.iter().map(|r| r[key].as_f64().map_or("-".into(), |v| format!("{v:.0}{unit}"))).collect();
-        println!("{label:<28}{:>14}{:>14}", values.first().cloned().unwrap_or_default(), values.get(1).cloned().unwrap_or_default());
+        let values: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                r[key]
+                    .as_f64()
+                    .map_or("-".into(), |v| format!("{v:.0}{unit}"))
+            })
+            .collect();
+        println!(
+            "{label:<28}{:>14}{:>14}",
+            values.first().cloned().unwrap_or_default(),
+            values.get(1).cloned().unwrap_or_default()
+        );
     };
     row("accepted", "accepted_per_s", "/s");
     row("delivered end to end", "delivered_per_s", "/s");
     row("machine CPU (all cores)", "machine_cpu_s", " s");
     if let Some(sluice) = runs.first() {
         let ms = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
-        let (a, e) = (&sluice["accept_latency_ms"], &sluice["accept_to_arrival_ms"]);
-        println!("sluice accept latency       p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", ms(a, "p50"), ms(a, "p99"), ms(a, "max"));
-        println!("sluice accept->arrival      p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", ms(e, "p50"), ms(e, "p99"), ms(e, "max"));
-        println!("sluice peak RSS             {:.0} MiB", ms(sluice, "peak_rss_mib"));
-        println!("sluice process CPU          {:.1} s (load tool and sink: {:.1} s)", ms(sluice, "process_cpu_s"), ms(sluice, "bench_cpu_s"));
+        let (a, e) = (
+            &sluice["accept_latency_ms"],
+            &sluice["accept_to_arrival_ms"],
+        );
+        println!(
+            "sluice accept latency       p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            ms(a, "p50"),
+            ms(a, "p99"),
+            ms(a, "max")
+        );
+        println!(
+            "sluice accept->arrival      p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            ms(e, "p50"),
+            ms(e, "p99"),
+            ms(e, "max")
+        );
+        println!(
+            "sluice peak RSS             {:.0} MiB",
+            ms(sluice, "peak_rss_mib")
+        );
+        println!(
+            "sluice process CPU          {:.1} s (load tool and sink: {:.1} s)",
+            ms(sluice, "process_cpu_s"),
+            ms(sluice, "bench_cpu_s")
+        );
     }
     if let [sluice, postfix] = runs.as_slice() {
-        let ratio = |k: &str| sluice[k].as_f64().unwrap_or(0.0) / postfix[k].as_f64().unwrap_or(f64::NAN);
-        println!("sluice/postfix delivered    {:.1}x", ratio("delivered_per_s"));
+        let ratio =
+            |k: &str| sluice[k].as_f64().unwrap_or(0.0) / postfix[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "sluice/postfix delivered    {:.1}x",
+            ratio("delivered_per_s")
+        );
     }
 }

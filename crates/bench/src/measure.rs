@@ -21,7 +21,10 @@ pub fn process_cpu_s(pid: u32) -> Option<f64> {
 pub fn machine_busy_s() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
-    let ticks: Vec<f64> = cpu.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+    let ticks: Vec<f64> = cpu
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
     let total: f64 = ticks.iter().sum();
     let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
     Some((total - idle) / TICKS)

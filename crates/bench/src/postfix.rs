@@ -26,17 +26,29 @@ pub async fn run(options: &Options) -> anyhow::Result<Value> {
     let status = Command::new("smtp-source")
         .args(["-s", "20", "-m", &options.messages.to_string()])
         .args(["-l", &(options.size_kb * 1024).to_string()])
-        .args(["-f", "bench@sender.test", "-t", "rcpt@bench.test", POSTFIX_SMTPD])
+        .args([
+            "-f",
+            "bench@sender.test",
+            "-t",
+            "rcpt@bench.test",
+            POSTFIX_SMTPD,
+        ])
         .status()
         .context("running smtp-source (installed with Postfix by scripts/bench)")?;
     if !status.success() {
         bail!("smtp-source failed: {status}");
     }
     let injected_in = started.elapsed();
-    let received = sink.wait_for_messages(options.messages, Duration::from_secs(1800)).await.len();
+    let received = sink
+        .wait_for_messages(options.messages, Duration::from_secs(1800))
+        .await
+        .len();
     let delivered_in = started.elapsed();
     if received < options.messages {
-        bail!("Postfix relayed only {received} of {} messages within 30 minutes", options.messages);
+        bail!(
+            "Postfix relayed only {received} of {} messages within 30 minutes",
+            options.messages
+        );
     }
     let busy = busy_before.zip(machine_busy_s()).map(|(a, b)| b - a);
     let n = options.messages as f64;

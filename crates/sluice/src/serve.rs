@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use sluice_api::dkim::Keyring;
+use sluice_api::templates::TemplateStore;
 use sluice_api::{AppState, Keys};
 use sluice_core::config::Config;
 use sluice_core::{IdGenerator, Store};
@@ -66,6 +67,7 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         config: Arc::new(config.api.clone()),
         pools: Arc::new(pools),
         queue: Arc::new(config.queue.clone()),
+        templates: TemplateStore::open(&store)?,
     };
     serve_api(&config, state).await?;
     store

@@ -2,8 +2,9 @@
 //! and answer only once every accepted message is durable in the spool.
 
 mod address;
-mod generate;
-mod request;
+pub(crate) mod content;
+pub(crate) mod generate;
+pub(crate) mod request;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -19,16 +20,18 @@ use sluice_template::Context;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
-use address::{parse_mailbox, Address};
-use generate::{build_mime, builtins, Addressing, InlineContent, Prepared};
-use request::{Content, Options, Recipient, TransmissionRequest};
+use crate::templates;
+use crate::templates::store::TemplateOptions;
+use address::Address;
+use generate::{build_mime, builtins, Addressing, Prepared};
+use request::{Options, Recipient, TransmissionRequest};
 
 /// Longest a scheduled send may wait, as SparkPost allows: three days.
 const MAX_SCHEDULE_AHEAD_MS: u64 = 3 * 24 * 3600 * 1000;
 /// Size limits from the contract, in bytes.
 const MAX_METADATA: usize = 10 * 1024;
 const MAX_SUBSTITUTION_DATA: usize = 100 * 1024;
-const MAX_CONTENT: usize = 20 * 1000 * 1000;
+pub(crate) const MAX_CONTENT: usize = 20 * 1000 * 1000;
 
 /// Query parameters of the create call.
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +52,8 @@ struct Transmission {
     due_ms: u64,
     scheduled: bool,
     prepared: Prepared,
+    /// The stored template's id and version, when the content came from one.
+    template: Option<(String, String)>,
 }
 
 /// Creates a transmission.
@@ -89,8 +94,8 @@ pub async fn create(
     .await
 }
 
-/// Parses the JSON body; a type error names the field it is in.
-fn parse_body(body: &[u8]) -> Result<TransmissionRequest, ApiError> {
+/// Parses a JSON request body; a type error names the field it is in.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -136,7 +141,7 @@ fn recipients(request: &TransmissionRequest, max: usize) -> Result<Vec<Recipient
 
 /// Checks the transmission-level fields and compiles the content.
 fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmission, ApiError> {
-    let options = request.options.unwrap_or_default();
+    let mut options = request.options.unwrap_or_default();
     let content = request
         .content
         .ok_or_else(|| ApiError::missing("content object or template_id required"))?;
@@ -170,8 +175,20 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
         address::check_email(return_path)
             .map_err(|e| ApiError::invalid(format!("return_path: {e}")))?;
     }
-    let inline = inline_content(content)?;
-    let prepared = Prepared::compile(inline, options.perform_substitutions.unwrap_or(true))?;
+    let (prepared, template) = match content.template_id.clone() {
+        Some(template_id) => {
+            let draft = content.use_draft_template.unwrap_or(false);
+            let stored = templates::render::for_transmission(state, &template_id, draft)?;
+            apply_template_options(&mut options, &stored.options);
+            let prepared = Prepared::compile(stored.content, true)?;
+            (prepared, Some((template_id, stored.version)))
+        }
+        None => {
+            let inline = content::inline_content(content)?;
+            let substitute = options.perform_substitutions.unwrap_or(true);
+            (Prepared::compile(inline, substitute)?, None)
+        }
+    };
     let id = state.ids.next().to_string();
     Ok(Transmission {
         id,
@@ -184,10 +201,18 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
         due_ms,
         scheduled,
         prepared,
+        template,
     })
 }
 
-fn check_len(field: &str, len: usize, max: usize) -> Result<(), ApiError> {
+/// A stored template's options apply where the transmission does not set its own.
+fn apply_template_options(options: &mut Options, template: &TemplateOptions) {
+    options.open_tracking = options.open_tracking.or(template.open_tracking);
+    options.click_tracking = options.click_tracking.or(template.click_tracking);
+    options.transactional = options.transactional.or(template.transactional);
+}
+
+pub(crate) fn check_len(field: &str, len: usize, max: usize) -> Result<(), ApiError> {
     if len > max {
         return Err(ApiError::invalid(format!(
             "{field}: {len} bytes is over the limit of {max} bytes"
@@ -216,114 +241,6 @@ fn start_time(text: Option<&str>) -> Result<(u64, bool), ApiError> {
         ));
     }
     Ok((at.max(now), at > now))
-}
-
-/// Validates inline content. Stored templates, raw MIME and attachments are answered with a
-/// clear error until they are built.
-fn inline_content(content: Content) -> Result<InlineContent, ApiError> {
-    if content.template_id.is_some() {
-        return Err(ApiError::invalid(
-            "content.template_id: stored templates are not available yet; send inline content",
-        ));
-    }
-    if content.email_rfc822.is_some() {
-        return Err(ApiError::invalid(
-            "content.email_rfc822: raw MIME content is not available yet; send inline content",
-        ));
-    }
-    if content.attachments.as_ref().is_some_and(|a| !a.is_null())
-        || content.inline_images.as_ref().is_some_and(|a| !a.is_null())
-    {
-        return Err(ApiError::invalid(
-            "content.attachments: attachments and inline images are not available yet",
-        ));
-    }
-    let from = content
-        .from
-        .ok_or_else(|| ApiError::missing("content.from is required"))?;
-    let (from_email, from_name) = from_fields(&from)?;
-    let subject = content
-        .subject
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::missing("content.subject is required"))?;
-    if content.text.is_none() && content.html.is_none() {
-        return Err(ApiError::missing(
-            "content.text or content.html is required",
-        ));
-    }
-    let size = [&content.text, &content.html, &content.amp_html]
-        .iter()
-        .map(|p| p.as_ref().map_or(0, String::len))
-        .sum();
-    check_len("content", size, MAX_CONTENT)?;
-    Ok(InlineContent {
-        from_email,
-        from_name,
-        subject,
-        reply_to: content.reply_to,
-        headers: custom_headers(content.headers)?,
-        text: content.text,
-        html: content.html,
-        amp_html: content.amp_html,
-    })
-}
-
-fn from_fields(from: &Value) -> Result<(String, Option<String>), ApiError> {
-    let (email, name) = match from {
-        Value::String(text) => {
-            let address =
-                parse_mailbox(text).map_err(|e| ApiError::invalid(format!("content.from: {e}")))?;
-            (address.email, address.name)
-        }
-        Value::Object(map) => {
-            let email = map
-                .get("email")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::missing("content.from.email is required"))?;
-            (
-                email.to_string(),
-                map.get("name").and_then(Value::as_str).map(str::to_string),
-            )
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "content.from must be a string or an object with email",
-            ))
-        }
-    };
-    // The address may be templated; the rendered value is checked per recipient.
-    if !email.contains("{{") {
-        address::check_email(&email)
-            .map_err(|e| ApiError::invalid(format!("content.from: {e}")))?;
-    }
-    Ok((email, name))
-}
-
-fn custom_headers(headers: Option<Map<String, Value>>) -> Result<Vec<(String, String)>, ApiError> {
-    let mut out = Vec::new();
-    for (name, value) in headers.unwrap_or_default() {
-        let lower = name.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "content-type" | "content-transfer-encoding" | "to"
-        ) {
-            return Err(ApiError::invalid(format!(
-                "content.headers: {name} cannot be set as a custom header"
-            )));
-        }
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
-            return Err(ApiError::invalid(format!(
-                "content.headers: {name:?} is not a valid header name"
-            )));
-        }
-        let Some(value) = value.as_str() else {
-            return Err(ApiError::invalid(format!(
-                "content.headers.{name} must be a string"
-            )));
-        };
-        out.push((name, value.to_string()));
-    }
-    Ok(out)
 }
 
 enum Rejected {
@@ -423,10 +340,13 @@ fn facts(
             let in_cc = t.prepared.cc_mentions(&address.email);
             if in_cc { "cc" } else { "bcc" }.to_string()
         });
+    let (template_id, template_version) = t.template.clone().unwrap_or_default();
     MessageFacts {
         message_id: Some(id),
         transmission_id: t.id.clone(),
         campaign_id: t.campaign_id.clone(),
+        template_id,
+        template_version,
         raw_rcpt_to: address.email.clone(),
         rcpt_to: address.email.to_ascii_lowercase(),
         rcpt_type,

@@ -1,6 +1,6 @@
 //! The body of `POST /api/v1/transmissions`, as SparkPost's clients send it. Every field is
 //! optional at this level (clients send `null` for what they were not given); the checks that
-//! name a missing field are in [`super::validate`].
+//! name a missing field are in [`super::content`].
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -71,7 +71,7 @@ pub struct Content {
     pub reply_to: Option<String>,
     /// Extra headers, templated.
     pub headers: Option<Map<String, Value>>,
-    /// A stored template; not available yet.
+    /// A stored template, used instead of the inline fields.
     pub template_id: Option<String>,
     /// Use the template's draft.
     pub use_draft_template: Option<bool>,

@@ -1,0 +1,231 @@
+//! `/api/v1/templates` and `/api/v1/utils/content-previewer`: stored templates with a draft and
+//! a published version, their previews, and the content previewer. Transmissions that name a
+//! template get its content through [`render::for_transmission`].
+
+pub mod render;
+pub mod store;
+pub mod write;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sluice_core::clock::{iso8601_ms, now_ms};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::transmission::content::inline_content;
+use crate::transmission::generate::Prepared;
+use crate::transmission::parse_body;
+use crate::transmission::request::Content;
+pub use store::TemplateStore;
+use store::{StoredTemplate, TemplateStoreError, Version};
+use write::TemplateBody;
+
+/// Longest template id, in bytes.
+pub const MAX_ID: usize = 64;
+
+impl From<TemplateStoreError> for ApiError {
+    fn from(error: TemplateStoreError) -> ApiError {
+        match error {
+            TemplateStoreError::Exists(id) => ApiError::new(
+                StatusCode::CONFLICT,
+                "resource conflict",
+                "",
+                format!("a template with id {id:?} already exists"),
+            ),
+            TemplateStoreError::Missing(id) => {
+                ApiError::not_found(format!("no template with id {id:?}"))
+            }
+            TemplateStoreError::Store(error) => ApiError::from(error),
+        }
+    }
+}
+
+/// `?draft=` on reads and previews.
+#[derive(Debug, Default, Deserialize)]
+pub struct DraftQuery {
+    draft: Option<bool>,
+}
+
+/// `?update_published=` on updates.
+#[derive(Debug, Default, Deserialize)]
+pub struct UpdateQuery {
+    update_published: Option<bool>,
+}
+
+/// `POST /templates`: stores a new template, as a draft unless `published` is true.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("templates/modify")?;
+    state.store.check()?;
+    let body: TemplateBody = parse_body(&body)?;
+    let template = write::new_template(&body, now_ms())?;
+    state.templates.create(&template)?;
+    tracing::info!(template_id = %template.id, "template created");
+    Ok(Json(json!({ "results": { "id": template.id } })))
+}
+
+/// `GET /templates/{id}?draft=`: one version with the template's fields.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<DraftQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("templates/view")?;
+    let template = load(&state, &id)?;
+    let version = chosen(&template, query.draft)?;
+    let mut results = summary(&template);
+    results["published"] = Value::Bool(is_published(&template, version));
+    results["last_update_time"] = iso8601_ms(version.updated_ms).into();
+    results["options"] = json!(version.options);
+    results["content"] = json!(version.content);
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `PUT /templates/{id}[?update_published=true]`: changes the draft, publishes it, or
+/// overwrites the published version.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<UpdateQuery>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("templates/modify")?;
+    state.store.check()?;
+    let body: TemplateBody = parse_body(&body)?;
+    let overwrite = query.update_published.unwrap_or(false);
+    let now = now_ms();
+    state
+        .templates
+        .update(&id, |t| write::apply_update(t, &body, overwrite, now))?;
+    tracing::info!(template_id = %id, "template updated");
+    Ok(Json(json!({ "results": {} })))
+}
+
+/// `DELETE /templates/{id}`: removes both versions. Nothing can be using a template, since
+/// scheduled sends are rendered when accepted.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("templates/modify")?;
+    state.store.check()?;
+    if !state.templates.delete(&id)? {
+        return Err(TemplateStoreError::Missing(id).into());
+    }
+    tracing::info!(template_id = %id, "template deleted");
+    Ok(Json(json!({})))
+}
+
+/// `GET /templates[?draft=]`: every template's summary; `draft=true` lists those with a
+/// draft, `draft=false` those with a published version.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<DraftQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("templates/view")?;
+    let results: Vec<Value> = state
+        .templates
+        .list()?
+        .iter()
+        .filter(|t| t.version(query.draft).is_some())
+        .map(summary)
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+/// The body of a preview.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PreviewBody {
+    substitution_data: Option<Map<String, Value>>,
+    content: Option<Content>,
+}
+
+/// `POST /templates/{id}/preview?draft=`: a version rendered with the given data.
+pub async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<DraftQuery>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("templates/view")?;
+    let body: PreviewBody = parse_body(&body)?;
+    let template = load(&state, &id)?;
+    let version = chosen(&template, query.draft)?;
+    let prepared = render::compile(&version.content)?;
+    let data = body.substitution_data.unwrap_or_default();
+    Ok(Json(
+        json!({ "results": render::preview(&prepared, &data)? }),
+    ))
+}
+
+/// `POST /utils/content-previewer`: inline content rendered with the given data, nothing
+/// stored.
+pub async fn content_previewer(
+    State(_state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("templates/view")?;
+    let body: PreviewBody = parse_body(&body)?;
+    let content = body
+        .content
+        .ok_or_else(|| ApiError::missing("content is required"))?;
+    let prepared = Prepared::compile(inline_content(content)?, true)?;
+    let data = body.substitution_data.unwrap_or_default();
+    Ok(Json(
+        json!({ "results": render::preview(&prepared, &data)? }),
+    ))
+}
+
+fn load(state: &AppState, id: &str) -> Result<StoredTemplate, ApiError> {
+    state
+        .templates
+        .get(id)?
+        .ok_or_else(|| TemplateStoreError::Missing(id.to_string()).into())
+}
+
+fn chosen(template: &StoredTemplate, draft: Option<bool>) -> Result<&Version, ApiError> {
+    template.version(draft).ok_or_else(|| {
+        let which = if draft == Some(true) {
+            "draft"
+        } else {
+            "published"
+        };
+        ApiError::not_found(format!("template {:?} has no {which} version", template.id))
+    })
+}
+
+fn is_published(template: &StoredTemplate, version: &Version) -> bool {
+    template
+        .published
+        .as_ref()
+        .is_some_and(|p| std::ptr::eq(p, version))
+}
+
+/// The fields every listing shows.
+fn summary(template: &StoredTemplate) -> Value {
+    json!({
+        "id": template.id,
+        "name": template.name,
+        "description": template.description,
+        "published": template.draft.is_none() && template.published.is_some(),
+        "has_draft": template.draft.is_some(),
+        "has_published": template.published.is_some(),
+        "last_update_time": iso8601_ms(template.updated_ms()),
+        "last_use": template.last_use_ms.map(iso8601_ms),
+        "shared_with_subaccounts": false,
+    })
+}

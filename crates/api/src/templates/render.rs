@@ -1,0 +1,119 @@
+//! Stored content put to use: compiled with the same checks as a transmission's inline
+//! content, rendered for previews, and handed to transmissions that name a template.
+
+use axum::http::StatusCode;
+use serde_json::{json, Map, Value};
+use sluice_core::clock::now_ms;
+use sluice_template::Context;
+
+use super::store::{TemplateContent, TemplateOptions, TemplateStoreError};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::transmission::content::inline_content;
+use crate::transmission::generate::{builtins, InlineContent, Prepared, Rendered};
+use crate::transmission::request::Content;
+
+/// The stored content as a transmission's inline content, checked the same way.
+pub fn inline(content: &TemplateContent) -> Result<InlineContent, ApiError> {
+    inline_content(Content {
+        from: Some(content.from.clone()).filter(|f| !f.is_null()),
+        subject: Some(content.subject.clone()),
+        text: content.text.clone(),
+        html: content.html.clone(),
+        amp_html: content.amp_html.clone(),
+        reply_to: content.reply_to.clone(),
+        headers: content.headers.clone(),
+        ..Content::default()
+    })
+}
+
+/// Compiles every part; a syntax error is 422 `3000` naming the part and line.
+pub fn compile(content: &TemplateContent) -> Result<Prepared, ApiError> {
+    Prepared::compile(inline(content)?, true)
+}
+
+/// Renders content with preview data: `substitution_data` is the only data layer, and the
+/// recipient's built-in variables are empty since there is no recipient.
+pub fn preview(prepared: &Prepared, data: &Map<String, Value>) -> Result<Value, ApiError> {
+    let builtins = builtins("", None, "");
+    let context = Context {
+        layers: vec![data],
+        builtins: &builtins,
+        dynamic: Some(data),
+        snippets: None,
+    };
+    let rendered = prepared
+        .render(&context)
+        .map_err(|e| ApiError::invalid(format!("rendering failed: {e}")))?;
+    Ok(rendered_json(rendered))
+}
+
+fn rendered_json(rendered: Rendered) -> Value {
+    let headers: Map<String, Value> = rendered
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name, Value::String(value)))
+        .collect();
+    let mut out = json!({
+        "from": {"email": rendered.from_email, "name": rendered.from_name},
+        "subject": rendered.subject,
+        "headers": headers,
+    });
+    let optional = [
+        ("reply_to", rendered.reply_to),
+        ("text", rendered.text),
+        ("html", rendered.html),
+        ("amp_html", rendered.amp_html),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            out[key] = Value::String(value);
+        }
+    }
+    out
+}
+
+/// A stored template as a transmission uses it.
+pub struct Resolved {
+    /// The content, checked.
+    pub content: InlineContent,
+    /// The template's sending defaults.
+    pub options: TemplateOptions,
+    /// `template_version` on events.
+    pub version: String,
+}
+
+/// The published version of template `id`, or its draft when `draft` is true, and records
+/// that it was used. A missing template or version is 422 `1603`.
+pub fn for_transmission(state: &AppState, id: &str, draft: bool) -> Result<Resolved, ApiError> {
+    let template = state.templates.get(id)?.ok_or_else(|| missing(id, draft))?;
+    let version = template
+        .version(Some(draft))
+        .ok_or_else(|| missing(id, draft))?;
+    let resolved = Resolved {
+        content: inline(&version.content)?,
+        options: version.options,
+        version: version.number.to_string(),
+    };
+    let used = state
+        .templates
+        .update::<_, TemplateStoreError>(id, |mut t| {
+            t.last_use_ms = Some(now_ms());
+            Ok(t)
+        });
+    if let Err(error) = used {
+        // Only the `last_use` report suffers; the send itself can go ahead.
+        tracing::warn!(template_id = id, error = %error, "could not record a template's use");
+    }
+    Ok(resolved)
+}
+
+fn missing(id: &str, draft: bool) -> ApiError {
+    let which = if draft { "draft" } else { "published" };
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "sub-resource not found",
+        "1603",
+        format!("content.template_id: template {id:?} has no {which} version"),
+    )
+}

@@ -1,0 +1,114 @@
+//! Inline content as SparkPost takes it: checks that name the missing or malformed field, before
+//! anything is compiled. Stored templates go through the same checks when they are written.
+
+use serde_json::{Map, Value};
+
+use super::address::{self, parse_mailbox};
+use super::generate::InlineContent;
+use super::request::Content;
+use super::{check_len, MAX_CONTENT};
+use crate::error::ApiError;
+
+/// Validates inline content, from a request or from a stored template. Raw MIME and
+/// attachments are answered with a clear error until they are built.
+pub(crate) fn inline_content(content: Content) -> Result<InlineContent, ApiError> {
+    if content.email_rfc822.is_some() {
+        return Err(ApiError::invalid(
+            "content.email_rfc822: raw MIME content is not available yet; send inline content",
+        ));
+    }
+    if content.attachments.as_ref().is_some_and(|a| !a.is_null())
+        || content.inline_images.as_ref().is_some_and(|a| !a.is_null())
+    {
+        return Err(ApiError::invalid(
+            "content.attachments: attachments and inline images are not available yet",
+        ));
+    }
+    let from = content
+        .from
+        .ok_or_else(|| ApiError::missing("content.from is required"))?;
+    let (from_email, from_name) = from_fields(&from)?;
+    let subject = content
+        .subject
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing("content.subject is required"))?;
+    if content.text.is_none() && content.html.is_none() {
+        return Err(ApiError::missing(
+            "content.text or content.html is required",
+        ));
+    }
+    let size = [&content.text, &content.html, &content.amp_html]
+        .iter()
+        .map(|p| p.as_ref().map_or(0, String::len))
+        .sum();
+    check_len("content", size, MAX_CONTENT)?;
+    Ok(InlineContent {
+        from_email,
+        from_name,
+        subject,
+        reply_to: content.reply_to,
+        headers: custom_headers(content.headers)?,
+        text: content.text,
+        html: content.html,
+        amp_html: content.amp_html,
+    })
+}
+
+/// The address and display name of `from`: `"a@b"`, `"Name <a@b>"` or `{email, name}`.
+pub(crate) fn from_fields(from: &Value) -> Result<(String, Option<String>), ApiError> {
+    let (email, name) = match from {
+        Value::String(text) => {
+            let address =
+                parse_mailbox(text).map_err(|e| ApiError::invalid(format!("content.from: {e}")))?;
+            (address.email, address.name)
+        }
+        Value::Object(map) => {
+            let email = map
+                .get("email")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::missing("content.from.email is required"))?;
+            (
+                email.to_string(),
+                map.get("name").and_then(Value::as_str).map(str::to_string),
+            )
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "content.from must be a string or an object with email",
+            ))
+        }
+    };
+    // The address may be templated; the rendered value is checked per recipient.
+    if !email.contains("{{") {
+        address::check_email(&email)
+            .map_err(|e| ApiError::invalid(format!("content.from: {e}")))?;
+    }
+    Ok((email, name))
+}
+
+fn custom_headers(headers: Option<Map<String, Value>>) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for (name, value) in headers.unwrap_or_default() {
+        let lower = name.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "content-type" | "content-transfer-encoding" | "to"
+        ) {
+            return Err(ApiError::invalid(format!(
+                "content.headers: {name} cannot be set as a custom header"
+            )));
+        }
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+            return Err(ApiError::invalid(format!(
+                "content.headers: {name:?} is not a valid header name"
+            )));
+        }
+        let Some(value) = value.as_str() else {
+            return Err(ApiError::invalid(format!(
+                "content.headers.{name} must be a string"
+            )));
+        };
+        out.push((name, value.to_string()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,274 @@
+//! End-to-end: stored templates managed over the API the way python-sparkpost calls it, and
+//! transmissions that name a template delivered to an SMTP sink on loopback.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sluice_testkit::smtp::{Script, SmtpSink};
+use sluice_testkit::webhook::{Behaviour, WebhookReceiver};
+use support::{hop, message_events, Server};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn fast_config(route_to: &str) -> String {
+    format!(
+        "[routes]\n\"example.test\" = \"{route_to}\"\n\
+         [queue]\nretry_schedule = [\"1s\"]\nretry_jitter = 0.0\n\
+         [webhooks]\nbatch_interval = \"200ms\"\nretry_schedule = [\"1s\"]\n"
+    )
+}
+
+/// A create body as python-sparkpost builds it: every field it was not given is `null`.
+fn python_body(name: &str, subject: &str, text: &str, published: Value) -> Value {
+    json!({
+        "id": null,
+        "name": name,
+        "description": null,
+        "published": published,
+        "options": {"open_tracking": null, "click_tracking": null, "transactional": null},
+        "content": {"html": null, "text": text, "subject": subject, "from": "Shop <shop@sender.test>", "reply_to": null, "headers": null}
+    })
+}
+
+#[tokio::test]
+async fn templates_are_created_read_updated_published_previewed_listed_and_deleted() {
+    let server = Server::start("templates-crud", "").await;
+
+    let body = python_body(
+        "Spring Sale",
+        "Sale for {{name}}",
+        "Hi {{name}}",
+        Value::Null,
+    );
+    let (status, created) = server.post("/templates", &body).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["results"]["id"], "spring-sale");
+    let (status, again) = server.post("/templates", &body).await;
+    assert_eq!(status, 409, "a second create with the same id: {again}");
+
+    let (status, draft) = server.get("/templates/spring-sale?draft=true").await;
+    assert_eq!(status, 200, "{draft}");
+    let results = &draft["results"];
+    assert_eq!(results["published"], false);
+    assert_eq!(results["has_draft"], true);
+    assert_eq!(results["has_published"], false);
+    assert_eq!(
+        results["content"]["from"],
+        json!({"email": "shop@sender.test", "name": "Shop"})
+    );
+    let (status, _) = server.get("/templates/spring-sale?draft=false").await;
+    assert_eq!(status, 404, "no published version yet");
+
+    let publish = json!({"published": true, "content": {"html": null, "text": null, "subject": null, "from": null, "reply_to": null, "headers": null}});
+    let (status, body) = server.put("/templates/spring-sale", &publish).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, latest) = server.get("/templates/spring-sale").await;
+    assert_eq!(latest["results"]["published"], true);
+    assert_eq!(latest["results"]["has_draft"], false);
+    assert_eq!(latest["results"]["content"]["text"], "Hi {{name}}");
+
+    let edit = json!({"content": {"subject": "Last day for {{name}}", "html": "<p>{{name}}</p>"}});
+    let (status, body) = server.put("/templates/spring-sale", &edit).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, published) = server.get("/templates/spring-sale?draft=false").await;
+    assert_eq!(
+        published["results"]["content"]["subject"],
+        "Sale for {{name}}"
+    );
+
+    let fix = json!({"content": {"subject": "Sale for {{name}}!"}});
+    let (status, body) = server
+        .put("/templates/spring-sale?update_published=true", &fix)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, published) = server.get("/templates/spring-sale?draft=false").await;
+    assert_eq!(
+        published["results"]["content"]["subject"],
+        "Sale for {{name}}!"
+    );
+    let (_, draft) = server.get("/templates/spring-sale?draft=true").await;
+    assert_eq!(
+        draft["results"]["content"]["subject"],
+        "Last day for {{name}}"
+    );
+
+    let data = json!({"substitution_data": {"name": "<Ann>"}});
+    let (status, preview) = server
+        .post("/templates/spring-sale/preview?draft=true", &data)
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["results"]["subject"], "Last day for <Ann>");
+    assert_eq!(preview["results"]["html"], "<p>&lt;Ann&gt;</p>");
+    assert_eq!(preview["results"]["text"], "Hi <Ann>");
+    assert_eq!(preview["results"]["from"]["email"], "shop@sender.test");
+
+    let (status, list) = server.get("/templates").await;
+    assert_eq!(status, 200, "{list}");
+    let list = list["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["id"], "spring-sale");
+    assert_eq!(list[0]["has_draft"], true);
+    assert_eq!(list[0]["has_published"], true);
+
+    let (status, body) = server.delete("/templates/spring-sale").await;
+    assert_eq!((status, body), (200, json!({})));
+    let (status, missing) = server.get("/templates/spring-sale").await;
+    assert_eq!(status, 404);
+    assert_eq!(missing["errors"][0]["code"], "1600");
+}
+
+#[tokio::test]
+async fn a_syntax_error_is_refused_with_part_and_line_and_stores_nothing() {
+    let server = Server::start("templates-syntax", "").await;
+    let body = python_body("Broken", "Hello", "line one\n{{if a}}\nno end", Value::Null);
+    let (status, error) = server.post("/templates", &body).await;
+    assert_eq!(status, 422, "{error}");
+    let error = &error["errors"][0];
+    assert_eq!(error["code"], "3000");
+    assert_eq!(error["part"], "text");
+    assert!(error["line"].as_u64().is_some(), "{error}");
+    let (_, list) = server.get("/templates").await;
+    assert_eq!(list["results"], json!([]));
+
+    let body = json!({"substitution_data": {"x": 1}, "content": {"from": "a@sender.test", "subject": "{{x", "text": "t"}});
+    let (status, error) = server.post("/utils/content-previewer", &body).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["errors"][0]["part"], "Header:Subject");
+}
+
+#[tokio::test]
+async fn the_content_previewer_renders_inline_content() {
+    let server = Server::start("templates-previewer", "").await;
+    let body = json!({
+        "substitution_data": {"items": ["a", "b"]},
+        "content": {"from": {"email": "a@sender.test", "name": "A"}, "subject": "{{#items}} items", "text": "{{each items}}{{loop_var}}{{end}}"}
+    });
+    let (status, preview) = server.post("/utils/content-previewer", &body).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["results"]["subject"], "2 items");
+    assert_eq!(preview["results"]["text"], "ab");
+    assert_eq!(preview["results"]["from"]["name"], "A");
+}
+
+#[tokio::test]
+async fn a_transmission_by_template_id_delivers_the_personalised_published_version() {
+    let sink = SmtpSink::start("127.0.0.1:0".parse().expect("addr"), Script::new())
+        .await
+        .expect("starting the sink");
+    let receiver = WebhookReceiver::start("127.0.0.1:0".parse().expect("addr"), Behaviour::new())
+        .await
+        .expect("starting the receiver");
+    let server = Server::start("templates-send", &fast_config(&hop(sink.addr()))).await;
+    let hook = json!({"name": "t", "target": receiver.url(), "events": ["delivery"]});
+    let (status, body) = server.post("/webhooks", &hook).await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut body = python_body("Welcome", "Welcome {{name}}", "Dear {{name}}", json!(true));
+    body["options"]["transactional"] = json!(true);
+    let (status, created) = server.post("/templates", &body).await;
+    assert_eq!(status, 200, "{created}");
+    let edit = json!({"content": {"subject": "draft subject"}});
+    assert_eq!(server.put("/templates/welcome", &edit).await.0, 200);
+
+    let send = json!({
+        "recipients": [{"address": "ann@example.test", "substitution_data": {"name": "Ann"}}],
+        "content": {"template_id": "welcome", "use_draft_template": null}
+    });
+    let (status, body) = server.post("/transmissions", &send).await;
+    assert_eq!(status, 200, "{body}");
+
+    let messages = sink.wait_for_messages(1, WAIT).await;
+    assert_eq!(messages.len(), 1, "log:\n{}", server.log());
+    assert_eq!(
+        messages[0].header("Subject").as_deref(),
+        Some("Welcome Ann")
+    );
+    assert!(
+        messages[0].body_text().contains("Dear Ann"),
+        "{}",
+        messages[0].body_text()
+    );
+
+    let events = receiver
+        .wait_for_events(|e| !message_events(e, "delivery").is_empty(), WAIT)
+        .await;
+    let delivery = &message_events(&events, "delivery")[0];
+    assert_eq!(delivery["template_id"], "welcome");
+    assert_eq!(delivery["template_version"], "0");
+    assert_eq!(delivery["transactional"], "1", "{delivery}");
+    let (_, got) = server.get("/templates/welcome?draft=false").await;
+    assert!(got["results"]["last_use"].is_string(), "{got}");
+}
+
+#[tokio::test]
+async fn a_transmission_naming_a_missing_template_or_version_is_refused() {
+    let server = Server::start("templates-missing", "").await;
+    let send = |id: &str, draft: bool| {
+        json!({
+            "recipients": [{"address": "ann@example.test"}],
+            "content": {"template_id": id, "use_draft_template": draft}
+        })
+    };
+    let (status, error) = server.post("/transmissions", &send("nope", false)).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["errors"][0]["code"], "1603");
+    assert!(error["errors"][0]["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("nope")));
+
+    let body = python_body("Only Draft", "s", "t", Value::Null);
+    assert_eq!(server.post("/templates", &body).await.0, 200);
+    let (status, error) = server
+        .post("/transmissions", &send("only-draft", false))
+        .await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["errors"][0]["code"], "1603");
+}
+
+#[tokio::test]
+async fn refused_writes_change_nothing() {
+    let extra = "[[api_keys]]\nkey = \"viewer\"\ngrants = [\"templates/view\"]\n";
+    let server = Server::start("templates-refused", extra).await;
+    let body = python_body("Kept", "Subject {{a}}", "Text", Value::Null);
+    assert_eq!(server.post("/templates", &body).await.0, 200);
+
+    let broken = json!({"content": {"html": "<p>\n{{each}}</p>"}});
+    let (status, error) = server.put("/templates/kept", &broken).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["errors"][0]["part"], "html");
+    assert_eq!(error["errors"][0]["line"], 2);
+    let (status, error) = server
+        .put(
+            "/templates/kept?update_published=true",
+            &json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(status, 422, "no published version to overwrite: {error}");
+    let (status, error) = server.put("/templates/absent", &json!({})).await;
+    assert_eq!(status, 404, "{error}");
+    assert_eq!(error["errors"][0]["code"], "1600");
+
+    let client = reqwest::Client::new();
+    let url = format!("{}/templates/kept", server.api);
+    let response = client
+        .delete(&url)
+        .header("Authorization", "viewer")
+        .send()
+        .await
+        .expect("calling the API");
+    assert_eq!(response.status().as_u16(), 403);
+    let response = client
+        .get(&url)
+        .header("Authorization", "viewer")
+        .send()
+        .await
+        .expect("calling the API");
+    assert_eq!(response.status().as_u16(), 200);
+
+    let (status, kept) = server.get("/templates/kept").await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["results"]["name"], "Kept");
+    assert!(kept["results"]["content"].get("html").is_none(), "{kept}");
+}
