@@ -23,13 +23,19 @@ pub fn router(state: AppState) -> Router {
         .route("/transmissions", post(transmission::create))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
         .route(
+            "/webhooks/events/documentation",
+            get(webhooks::documentation),
+        )
+        .route("/webhooks/events/samples", get(webhooks::samples))
+        .route(
             "/webhooks/{id}",
             get(webhooks::get)
                 .put(webhooks::update)
                 .delete(webhooks::delete),
         )
         .route("/webhooks/{id}/validate", post(webhooks::validate))
-        .route("/webhooks/{id}/batch-status", get(webhooks::batch_status));
+        .route("/webhooks/{id}/batch-status", get(webhooks::batch_status))
+        .route("/webhooks/{id}/replay", post(webhooks::replay));
     Router::new()
         .nest("/api/v1", api)
         .fallback(not_found)

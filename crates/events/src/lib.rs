@@ -4,8 +4,11 @@
 //! The log, not memory, holds what a webhook has not taken yet, so a slow or dead receiver
 //! costs latency, never events, and never slows delivery.
 
+pub mod catalogue;
 pub mod dispatch;
 pub mod log;
+pub mod oauth;
+pub mod sign;
 pub mod webhook;
 
 pub use dispatch::Dispatcher;
