@@ -1,8 +1,9 @@
-//! The HTTP API: SparkPost's public REST API (transmissions, webhooks) served with axum, and
+//! The HTTP API: SparkPost's public REST API (transmissions, webhooks, events search) served with axum, and
 //! the generation of each recipient's message from the request.
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod state;
 pub mod transmission;
 pub mod webhooks;
@@ -21,6 +22,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let api = Router::new()
         .route("/transmissions", post(transmission::create))
+        .route("/events/message", get(events::message_events))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
         .route(
             "/webhooks/events/documentation",

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod dispatch;
 pub mod log;
 pub mod oauth;
+pub mod search;
 pub mod sign;
 pub mod webhook;
 
