@@ -8,10 +8,12 @@ pub mod catalogue;
 pub mod dispatch;
 pub mod log;
 pub mod oauth;
+pub mod retention;
 pub mod search;
 pub mod sign;
 pub mod webhook;
 
 pub use dispatch::Dispatcher;
 pub use log::EventLog;
+pub use retention::run_retention;
 pub use webhook::{Webhook, WebhookStore};
