@@ -168,6 +168,11 @@ async fn deliver_forever(shared: Arc<Shared>, id: String) {
 
 /// Forms (or resumes) one batch and tries it until it is accepted or given up.
 /// Returns false when the webhook no longer exists.
+///
+/// The task writes back its copy of the webhook (last success or failure, a renewed OAuth2
+/// token). An API update that lands while an attempt is in flight can be overwritten by that
+/// copy, because the task is aborted only after the update is written; storing delivery state
+/// apart from the settings the API edits would remove the overlap.
 async fn deliver_one_batch(shared: &Shared, id: &str) -> Result<bool, StoreError> {
     let Some(mut webhook) = shared.webhooks.get(id)? else {
         return Ok(false);
