@@ -1,10 +1,11 @@
-//! The HTTP API: SparkPost's public REST API (transmissions, templates, webhooks) served with
-//! axum, and the generation of each recipient's message from the request.
+//! The HTTP API: SparkPost's public REST API (transmissions, templates, webhooks, events
+//! search) served with axum, and the generation of each recipient's message from the request.
 
 pub mod auth;
 pub mod dkim;
 pub mod domains;
 pub mod error;
+pub mod events;
 pub mod queues;
 pub mod state;
 pub mod templates;
@@ -55,7 +56,13 @@ pub fn router(state: AppState) -> Router {
         .route("/queues/retry", post(queues::retry))
         .route("/queues/cancel", post(queues::cancel))
         .route("/messages/{id}", get(queues::message))
+        .route("/events/message", get(events::message_events))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/webhooks/events/documentation",
+            get(webhooks::documentation),
+        )
+        .route("/webhooks/events/samples", get(webhooks::samples))
         .route(
             "/webhooks/{id}",
             get(webhooks::get)
@@ -63,7 +70,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/webhooks/{id}/validate", post(webhooks::validate))
-        .route("/webhooks/{id}/batch-status", get(webhooks::batch_status));
+        .route("/webhooks/{id}/batch-status", get(webhooks::batch_status))
+        .route("/webhooks/{id}/replay", post(webhooks::replay));
     Router::new()
         .nest("/api/v1", api)
         .fallback(not_found)

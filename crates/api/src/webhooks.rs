@@ -7,11 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sluice_core::clock::{iso8601_ms, now_ms};
+use sluice_core::clock::{iso8601_ms, now_ms, parse_rfc3339_ms};
+use sluice_core::id::first_id_at;
 use sluice_core::EventKind;
-use sluice_events::Webhook;
+use sluice_events::{catalogue, oauth, sign, Webhook};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -54,23 +56,20 @@ pub async fn create(
         id: uuid::Uuid::new_v4().to_string(),
         name,
         target,
-        events: Vec::new(),
         active: true,
         auth_type: "none".into(),
-        auth_credentials: None,
-        auth_request_details: None,
-        auth_token: None,
-        custom_headers: BTreeMap::new(),
-        last_successful_ms: None,
-        last_failure_ms: None,
+        signing_secret: sign::new_secret(),
+        ..Webhook::default()
     };
     apply(&mut webhook, body)?;
-    test_target(&state, &webhook).await?;
+    fetch_token(&state, &mut webhook).await?;
+    test_target(&state, &mut webhook).await?;
     state.webhooks.create(&webhook, state.log.newest())?;
     state.store.durable().await?;
     state.dispatcher.restart(&webhook.id);
     tracing::info!(webhook = %webhook.id, target = %webhook.target, "webhook created");
-    Ok(Json(json!({"results": {"id": webhook.id, "links": links(&webhook.id)}})).into_response())
+    let results = json!({"id": webhook.id, "links": links(&webhook.id), "signing_secret": webhook.signing_secret});
+    Ok(Json(json!({ "results": results })).into_response())
 }
 
 /// `GET /webhooks`.
@@ -106,9 +105,13 @@ pub async fn update(
     let mut webhook = find(&state, &id)?;
     let body: WebhookBody = parse(&body)?;
     let new_target = body.target.as_ref().is_some_and(|t| *t != webhook.target);
+    let new_auth = body.auth_type.is_some() || body.auth_request_details.is_some();
     apply(&mut webhook, body)?;
+    if new_auth {
+        fetch_token(&state, &mut webhook).await?;
+    }
     if new_target {
-        test_target(&state, &webhook).await?;
+        test_target(&state, &mut webhook).await?;
     }
     state.webhooks.put(&webhook)?;
     state.store.durable().await?;
@@ -138,11 +141,11 @@ pub async fn validate(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require("webhooks/modify")?;
-    let webhook = find(&state, &id)?;
+    let mut webhook = find(&state, &id)?;
     let outcome = state
         .dispatcher
         .post(
-            &webhook,
+            &mut webhook,
             &uuid::Uuid::new_v4().to_string(),
             &json!([{"msys": {}}]),
         )
@@ -203,7 +206,77 @@ pub async fn batch_status(
     Ok(Json(json!({ "results": results })))
 }
 
-fn parse(body: &[u8]) -> Result<WebhookBody, ApiError> {
+/// Body of `replay`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ReplayBody {
+    from: Option<String>,
+}
+
+/// `POST /webhooks/{id}/replay`: sends the log again from the first event at or after `from`.
+pub async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("webhooks/modify")?;
+    find(&state, &id)?;
+    let body: ReplayBody = parse(&body)?;
+    let from = body
+        .from
+        .ok_or_else(|| ApiError::missing("from is required"))?;
+    let from_ms = parse_rfc3339_ms(&from)
+        .ok_or_else(|| ApiError::invalid(format!("from: {from:?} is not an RFC 3339 time")))?;
+    if from_ms > now_ms() {
+        return Err(ApiError::invalid("from: must not be in the future"));
+    }
+    let cursor = first_id_at(from_ms).saturating_sub(1);
+    state.dispatcher.replay(&id, cursor).await?;
+    state.store.durable().await?;
+    let message = format!("webhook {id} replays events from {from}");
+    Ok(Json(json!({"results": {"message": message}})))
+}
+
+/// `GET /webhooks/events/documentation`: every event type and its fields, with sample values.
+pub async fn documentation(caller: Caller) -> Result<Json<Value>, ApiError> {
+    require_view(&caller)?;
+    Ok(Json(json!({ "results": catalogue::documentation() })))
+}
+
+/// Query of `events/samples`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SamplesQuery {
+    events: Option<String>,
+}
+
+/// `GET /webhooks/events/samples?events=a,b`: one sample batch element per type asked for,
+/// or per known type when none is named.
+pub async fn samples(
+    caller: Caller,
+    Query(query): Query<SamplesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require_view(&caller)?;
+    let names = query.events.unwrap_or_default();
+    let mut kinds = Vec::new();
+    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = EventKind::parse(name)
+            .ok_or_else(|| ApiError::invalid(format!("events: unknown event type {name:?}")))?;
+        kinds.push(kind);
+    }
+    if kinds.is_empty() {
+        kinds = EventKind::ALL.to_vec();
+    }
+    Ok(Json(json!({ "results": catalogue::samples(&kinds) })))
+}
+
+fn require_view(caller: &Caller) -> Result<(), ApiError> {
+    caller
+        .require("webhooks/view")
+        .or_else(|_| caller.require("webhooks/modify"))
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|e| ApiError::invalid(format!("{}: {}", e.path(), e.inner())))
@@ -255,7 +328,46 @@ fn apply(webhook: &mut Webhook, body: WebhookBody) -> Result<(), ApiError> {
     if let Some(headers) = body.custom_headers {
         webhook.custom_headers = headers;
     }
+    check_auth(webhook)
+}
+
+/// Checks that the chosen `auth_type` has what it needs.
+fn check_auth(webhook: &Webhook) -> Result<(), ApiError> {
+    match webhook.auth_type.as_str() {
+        "basic" => {
+            let username = webhook
+                .auth_credentials
+                .as_ref()
+                .and_then(|c| c.get("username"))
+                .and_then(Value::as_str);
+            if username.is_none() {
+                return Err(ApiError::missing(
+                    "auth_credentials.username is required for basic auth",
+                ));
+            }
+        }
+        "oauth2" => {
+            oauth::request_details(webhook).map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
+        _ => {}
+    }
     Ok(())
+}
+
+/// For an oauth2 webhook, gets its first token; a token endpoint that refuses is the client's
+/// problem to fix, so it is a 400 that names the endpoint's answer.
+async fn fetch_token(state: &AppState, webhook: &mut Webhook) -> Result<(), ApiError> {
+    if !oauth::in_use(webhook) {
+        return Ok(());
+    }
+    state.dispatcher.fetch_token(webhook).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "OAuth2 token request failed",
+            "",
+            e.to_string(),
+        )
+    })
 }
 
 fn check_target(target: &str) -> Result<(), ApiError> {
@@ -273,7 +385,7 @@ fn check_target(target: &str) -> Result<(), ApiError> {
 }
 
 /// Sends the creation test batch; anything but a 2xx refuses the webhook.
-async fn test_target(state: &AppState, webhook: &Webhook) -> Result<(), ApiError> {
+async fn test_target(state: &AppState, webhook: &mut Webhook) -> Result<(), ApiError> {
     let outcome = state
         .dispatcher
         .post(
@@ -316,6 +428,7 @@ fn to_json(webhook: &Webhook) -> Value {
         "active": webhook.active,
         "auth_type": webhook.auth_type,
         "custom_headers": webhook.custom_headers,
+        "signing_secret": webhook.signing_secret,
         "links": links(&webhook.id),
     });
     if let Some(credentials) = &webhook.auth_credentials {

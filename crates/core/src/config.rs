@@ -71,6 +71,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Event delivery to webhooks.
     pub webhooks: WebhookConfig,
+    /// How long the event log keeps events.
+    pub events: EventsConfig,
 }
 
 /// `[api]`: the HTTP listener.
@@ -273,6 +275,29 @@ impl Default for WebhookConfig {
     }
 }
 
+/// `[events]`: the event log's retention.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct EventsConfig {
+    /// Events older than this are deleted from the log, and so from search and replay, whether
+    /// or not every webhook has taken them: a webhook that has not for this long is dead or
+    /// inactive, and keeping its backlog forever would let it fill the disk. Default `10d`.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often old events are looked for and deleted. Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub compaction_interval: Duration,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            retention: Duration::from_secs(10 * 86_400),
+            compaction_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
 fn durations<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
     let texts = Vec::<String>::deserialize(deserializer)?;
     texts
@@ -331,6 +356,9 @@ impl Config {
         }
         if !(0.0..1.0).contains(&self.queue.retry_jitter) {
             out.push("queue.retry_jitter must be at least 0 and below 1".to_string());
+        }
+        if self.events.compaction_interval.is_zero() {
+            out.push("events.compaction_interval must be above zero".to_string());
         }
         if self.webhooks.batch_size == 0 {
             out.push("webhooks.batch_size must be at least 1".to_string());
@@ -476,6 +504,21 @@ mod tests {
         );
         assert_eq!(config.api.max_body_bytes, defaults.api.max_body_bytes);
         assert_eq!(config.delivery.idle_timeout, defaults.delivery.idle_timeout);
+        assert_eq!(config.events.retention, defaults.events.retention);
+        assert_eq!(
+            config.events.compaction_interval,
+            defaults.events.compaction_interval
+        );
+    }
+
+    #[test]
+    fn event_retention_parses_days_and_refuses_a_zero_interval() {
+        let config = parse("[events]\nretention = \"2d\"\ncompaction_interval = \"5m\"\n")
+            .expect("valid events section");
+        assert_eq!(config.events.retention, Duration::from_secs(2 * 86_400));
+        assert_eq!(config.events.compaction_interval, Duration::from_secs(300));
+        assert!(parse("[events]\ncompaction_interval = \"0s\"\n").is_err());
+        assert!(parse("[events]\nretension = \"1d\"\n").is_err());
     }
 
     #[test]

@@ -50,6 +50,20 @@ impl IdGenerator {
     }
 }
 
+/// The smallest id an [`IdGenerator`] could hand out at Unix millisecond `ms`: every id made at
+/// or after `ms` is at least this, every id made before it is below it.
+pub fn first_id_at(ms: u64) -> u64 {
+    if ms > u64::MAX >> COUNTER_BITS {
+        return u64::MAX;
+    }
+    ms << COUNTER_BITS
+}
+
+/// The Unix millisecond an id was made at.
+pub fn id_time_ms(id: u64) -> u64 {
+    id >> COUNTER_BITS
+}
+
 /// The id of one message: one recipient of one transmission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
@@ -109,6 +123,16 @@ mod tests {
             assert!(next > prev);
             prev = next;
         }
+    }
+
+    #[test]
+    fn ids_made_at_a_time_are_not_below_its_first_id() {
+        let ids = IdGenerator::new();
+        let before = now_ms();
+        let id = ids.next();
+        assert!(id >= first_id_at(before));
+        assert!(id_time_ms(id) >= before);
+        assert_eq!(id_time_ms(first_id_at(before)), before);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::log::EventLog;
 use crate::webhook::{BatchStatus, PendingBatch, Webhook, WebhookStore};
+use crate::{oauth, sign};
 
 /// What a target answered to one POST.
 #[derive(Clone, Debug)]
@@ -35,6 +36,17 @@ pub struct PostOutcome {
 }
 
 impl PostOutcome {
+    /// An attempt that got no HTTP answer, for the reason given.
+    pub fn unanswered(failure: String, started: Instant) -> PostOutcome {
+        PostOutcome {
+            status: 0,
+            headers: serde_json::Map::new(),
+            body: String::new(),
+            failure: Some(failure),
+            latency: started.elapsed(),
+        }
+    }
+
     /// Whether the target accepted the batch.
     pub fn accepted(&self) -> bool {
         (200..300).contains(&self.status)
@@ -107,9 +119,36 @@ impl Dispatcher {
         }
     }
 
-    /// POSTs `body` to a webhook's target with its headers and authentication.
-    pub async fn post(&self, webhook: &Webhook, batch_id: &str, body: &Value) -> PostOutcome {
-        post(&self.shared.client, webhook, batch_id, body).await
+    /// Stops a webhook's task, moves its cursor to `cursor` and starts it again, so delivery
+    /// resumes with the event after `cursor`. The task is awaited before the cursor moves, so a
+    /// batch it was finishing cannot move the cursor back past the replay point.
+    pub async fn replay(&self, id: &str, cursor: u64) -> Result<(), StoreError> {
+        let task = self
+            .shared
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        self.shared.webhooks.rewind(id, cursor)?;
+        tracing::info!(webhook = %id, cursor, "webhook replays from the log");
+        self.restart(id);
+        Ok(())
+    }
+
+    /// POSTs `body` to a webhook's target with its headers, signature and authentication. An
+    /// OAuth2 token is fetched or renewed on the way and left on `webhook` for the caller to
+    /// store.
+    pub async fn post(&self, webhook: &mut Webhook, batch_id: &str, body: &Value) -> PostOutcome {
+        post_with_auth(&self.shared.client, webhook, batch_id, body).await
+    }
+
+    /// Fetches a fresh OAuth2 token onto `webhook`, for a webhook just created or changed.
+    pub async fn fetch_token(&self, webhook: &mut Webhook) -> Result<(), oauth::TokenError> {
+        oauth::fetch(&self.shared.client, webhook).await
     }
 }
 
@@ -129,6 +168,11 @@ async fn deliver_forever(shared: Arc<Shared>, id: String) {
 
 /// Forms (or resumes) one batch and tries it until it is accepted or given up.
 /// Returns false when the webhook no longer exists.
+///
+/// The task writes back its copy of the webhook (last success or failure, a renewed OAuth2
+/// token). An API update that lands while an attempt is in flight can be overwritten by that
+/// copy, because the task is aborted only after the update is written; storing delivery state
+/// apart from the settings the API edits would remove the overlap.
 async fn deliver_one_batch(shared: &Shared, id: &str) -> Result<bool, StoreError> {
     let Some(mut webhook) = shared.webhooks.get(id)? else {
         return Ok(false);
@@ -141,11 +185,16 @@ async fn deliver_one_batch(shared: &Shared, id: &str) -> Result<bool, StoreError
         },
     };
     let events = batch_events(shared, &webhook, &batch)?;
+    if events.is_empty() {
+        // Retention removed the batch's events before they could be sent.
+        shared.webhooks.advance(id, batch.upto)?;
+        return Ok(true);
+    }
     let body = Value::Array(events.iter().map(Event::to_webhook_json).collect());
     // Nothing is sent that a crash could still take back.
     shared.store.durable().await?;
     loop {
-        let outcome = post(&shared.client, &webhook, &batch.batch_id, &body).await;
+        let outcome = post_with_auth(&shared.client, &mut webhook, &batch.batch_id, &body).await;
         batch.attempts += 1;
         if outcome.accepted() {
             tracing::debug!(webhook = %id, batch = %batch.batch_id, events = events.len(), "batch delivered");
@@ -271,6 +320,37 @@ fn retry_wait(config: &WebhookConfig, attempts: u32) -> Duration {
         .unwrap_or(Duration::from_secs(60))
 }
 
+/// [`post`], with the OAuth2 token fetched first when there is none or it is about to expire,
+/// and fetched again with one more attempt when the target answers 400 or 401, which is how
+/// receivers say a token expired.
+async fn post_with_auth(
+    client: &reqwest::Client,
+    webhook: &mut Webhook,
+    batch_id: &str,
+    body: &Value,
+) -> PostOutcome {
+    if !oauth::in_use(webhook) {
+        return post(client, webhook, batch_id, body).await;
+    }
+    let started = Instant::now();
+    if oauth::needs_token(webhook, now_ms()) {
+        if let Err(e) = oauth::fetch(client, webhook).await {
+            return PostOutcome::unanswered(e.to_string(), started);
+        }
+    }
+    let outcome = post(client, webhook, batch_id, body).await;
+    if !matches!(outcome.status, 400 | 401) {
+        return outcome;
+    }
+    tracing::info!(webhook = %webhook.id, status = outcome.status, "target refused the oauth2 token; fetching a new one");
+    if let Err(e) = oauth::fetch(client, webhook).await {
+        tracing::info!(webhook = %webhook.id, error = %e, "oauth2 token refresh failed");
+        return outcome;
+    }
+    post(client, webhook, batch_id, body).await
+}
+
+/// One POST of `body`, signed, with the webhook's headers and credentials.
 async fn post(
     client: &reqwest::Client,
     webhook: &Webhook,
@@ -278,33 +358,45 @@ async fn post(
     body: &Value,
 ) -> PostOutcome {
     let started = Instant::now();
+    // Serialising a JSON value into memory cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut request = client
         .post(&webhook.target)
-        .header("X-MessageSystems-Batch-ID", batch_id)
-        .json(body);
+        .header("Content-Type", "application/json")
+        .header("X-MessageSystems-Batch-ID", batch_id);
+    if !webhook.signing_secret.is_empty() {
+        let t = now_ms() / 1000;
+        let signature = sign::signature(&webhook.signing_secret, t, &bytes);
+        request = request.header(sign::HEADER, signature);
+    }
     for (name, value) in &webhook.custom_headers {
         request = request.header(name.as_str(), value.as_str());
     }
     if let Some(token) = &webhook.auth_token {
         request = request.header("X-MessageSystems-Webhook-Token", token.as_str());
     }
-    if let Some(header) = basic_auth(webhook) {
+    if let Some(header) = authorization(webhook) {
         request = request.header("Authorization", header);
     }
-    match request.send().await {
+    match request.body(bytes).send().await {
         Ok(response) => read_outcome(response, started).await,
-        Err(e) => PostOutcome {
-            status: 0,
-            headers: serde_json::Map::new(),
-            body: String::new(),
-            failure: Some(if e.is_timeout() {
+        Err(e) => {
+            let failure = if e.is_timeout() {
                 "timeout".into()
             } else {
                 e.to_string()
-            }),
-            latency: started.elapsed(),
-        },
+            };
+            PostOutcome::unanswered(failure, started)
+        }
     }
+}
+
+/// The `Authorization` value for basic and oauth2 webhooks.
+fn authorization(webhook: &Webhook) -> Option<String> {
+    if oauth::in_use(webhook) {
+        return oauth::bearer(webhook).map(|token| format!("Bearer {token}"));
+    }
+    basic_auth(webhook)
 }
 
 fn basic_auth(webhook: &Webhook) -> Option<String> {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sluice_core::{EventKind, Store, StoreError};
 
 /// A webhook as registered through the API.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Webhook {
     /// A UUID.
     pub id: String,
@@ -34,6 +34,14 @@ pub struct Webhook {
     /// Extra headers sent with every batch.
     #[serde(default)]
     pub custom_headers: BTreeMap<String, String>,
+    /// Key of the `X-Sluice-Signature` HMAC. Empty only for webhooks stored before signing
+    /// existed; their requests go unsigned.
+    #[serde(default)]
+    pub signing_secret: String,
+    /// For `oauth2`: when the token in `auth_credentials` expires, in Unix milliseconds; `None`
+    /// when the token endpoint did not say, and then only the target's 400 or 401 renews it.
+    #[serde(default)]
+    pub token_expires_ms: Option<u64>,
     /// Unix milliseconds of the last batch the target accepted.
     #[serde(default)]
     pub last_successful_ms: Option<u64>,
@@ -160,6 +168,12 @@ impl WebhookStore {
         self.cursors.insert(id, &cursor.to_be_bytes())?;
         self.pending.remove(id)?;
         Ok(())
+    }
+
+    /// Moves the cursor to `cursor`, backwards or forwards, and forgets the pending batch: the
+    /// next batch is formed afresh from there. The caller stops the webhook's task first.
+    pub fn rewind(&self, id: &str, cursor: u64) -> Result<(), StoreError> {
+        self.advance(id, cursor)
     }
 
     /// The batch the webhook is delivering, if any.

@@ -13,7 +13,7 @@ use sluice_core::config::Config;
 use sluice_core::{IdGenerator, Store};
 use sluice_delivery::smtp::opportunistic_config;
 use sluice_delivery::{Egress, Engine, Router};
-use sluice_events::{Dispatcher, EventLog, WebhookStore};
+use sluice_events::{run_retention, Dispatcher, EventLog, WebhookStore};
 use sluice_queue::{run_scheduler, Spool};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -47,6 +47,7 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     )
     .context("building the webhook HTTP client")?;
     dispatcher.start_all()?;
+    tokio::spawn(run_retention(log.clone(), config.events.clone()));
     start_delivery(&config, spool.clone())?;
 
     let mut pools: HashSet<String> = config
