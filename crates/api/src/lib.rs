@@ -1,6 +1,7 @@
 //! The HTTP API: SparkPost's public REST API (transmissions, webhooks) served with axum, and
 //! the generation of each recipient's message from the request.
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod state;
@@ -29,7 +30,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/webhooks/{id}/validate", post(webhooks::validate))
-        .route("/webhooks/{id}/batch-status", get(webhooks::batch_status));
+        .route("/webhooks/{id}/batch-status", get(webhooks::batch_status))
+        .route("/admin/reload", post(admin::reload));
     Router::new()
         .nest("/api/v1", api)
         .fallback(not_found)

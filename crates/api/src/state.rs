@@ -8,6 +8,7 @@ use sluice_core::{IdGenerator, Store};
 use sluice_events::{Dispatcher, EventLog, WebhookStore};
 use sluice_queue::Spool;
 
+use crate::admin::Reload;
 use crate::auth::Keys;
 
 /// Shared handler state. Cheap to clone.
@@ -33,6 +34,8 @@ pub struct AppState {
     pub pools: Arc<HashSet<String>>,
     /// How long messages may stay queued.
     pub queue: Arc<QueueConfig>,
+    /// Applies a re-read configuration to the running server.
+    pub reload: Reload,
 }
 
 impl AppState {
