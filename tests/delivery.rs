@@ -280,3 +280,103 @@ async fn a_421_slows_the_site_and_it_recovers() {
         "only {last_second} per second at the end; recovered pace is 20"
     );
 }
+
+#[tokio::test]
+async fn shaping_reloads_on_sighup_and_on_the_admin_endpoint() {
+    let (sink, _unused) = sink_pair(Script::new(), Script::new()).await;
+    let zone = Zone::new()
+        .mx("reload.test", 10, "mx.reload.test")
+        .a("mx.reload.test", loopback(2));
+    let dns = DnsServer::start(zone).await;
+    let extra = "[shaping.default]\nmax_message_rate = \"2/s\"\n\
+                 [[api_keys]]\nkey = \"viewer\"\ngrants = [\"webhooks/view\"]\n";
+    let server = Server::start("reload", &base_config(&dns, sink.addr().port(), extra)).await;
+    let config = std::fs::read_to_string(server.config_path()).expect("reading the config");
+
+    // At 2/s, 40 messages would take 20 s; a reload to 1000/s lets the rest through at once.
+    send(&server, &addresses("r", "reload.test", 40), None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let early = sink.messages().len();
+    assert!(early <= 6, "{early} messages in 1.5 s at 2/s");
+    std::fs::write(
+        server.config_path(),
+        config.replace("\"2/s\"", "\"1000/s\""),
+    )
+    .expect("write");
+    let pid = server.pid().expect("server running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "sending SIGHUP");
+    let all = sink.wait_for_messages(40, Duration::from_secs(8)).await;
+    assert_eq!(all.len(), 40, "log:\n{}", server.log());
+
+    // The admin endpoint: a bad file is refused and changes nothing; a good one applies.
+    std::fs::write(
+        server.config_path(),
+        format!("{config}\n[shaping.default.x]\n"),
+    )
+    .expect("write");
+    let (status, body) = server.post("/admin/reload", &json!({})).await;
+    assert_eq!(status, 422, "{body}");
+    std::fs::write(server.config_path(), &config).expect("write");
+    let (status, body) = server.post("/admin/reload", &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    sink.drain_messages();
+    send(&server, &addresses("s", "reload.test", 20), None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let slowed = sink.messages().len();
+    assert!(
+        slowed <= 6,
+        "{slowed} messages in 1.5 s after reloading back to 2/s"
+    );
+
+    let forbidden = reqwest::Client::new()
+        .post(format!("{}/admin/reload", server.api))
+        .header("Authorization", "viewer")
+        .send()
+        .await
+        .expect("calling the API");
+    assert_eq!(forbidden.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn required_tls_never_falls_back_to_clear_text() {
+    // The first sink offers STARTTLS with a certificate nobody trusts; the second offers none.
+    let (untrusted, plain) = sink_pair(Script::new(), Script::new().tls(false)).await;
+    let zone = Zone::new()
+        .mx("untrusted.test", 10, "sink.test")
+        .a("sink.test", loopback(2))
+        .mx("plain.test", 10, "mx.plain.test")
+        .a("mx.plain.test", loopback(3));
+    let dns = DnsServer::start(zone).await;
+    let receiver = receiver().await;
+    let extra = "[shaping.default]\ntls = \"required\"\n";
+    let server = Server::start(
+        "tls-required",
+        &base_config(&dns, plain.addr().port(), extra),
+    )
+    .await;
+    register_webhook(&server, &receiver).await;
+
+    send(
+        &server,
+        &["a@untrusted.test".to_string(), "b@plain.test".to_string()],
+        None,
+    )
+    .await;
+    let events = receiver
+        .wait_for_events(|e| message_events(e, "delay").len() >= 2, WAIT)
+        .await;
+    let delays = message_events(&events, "delay");
+    assert!(delays.len() >= 2, "log:\n{}", server.log());
+    for delay in &delays {
+        let reason = delay["raw_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(reason.contains("tls"), "{reason}");
+    }
+    assert!(untrusted.messages().is_empty() && plain.messages().is_empty());
+    assert!(message_events(&events, "delivery").is_empty());
+}
