@@ -380,3 +380,38 @@ async fn required_tls_never_falls_back_to_clear_text() {
     assert!(untrusted.messages().is_empty() && plain.messages().is_empty());
     assert!(message_events(&events, "delivery").is_empty());
 }
+
+#[tokio::test]
+async fn a_slow_site_does_not_hold_back_a_fast_one() {
+    let (sink, _unused) = sink_pair(Script::new(), Script::new()).await;
+    let zone = Zone::new()
+        .mx("slow.test", 10, "mx.slow.test")
+        .a("mx.slow.test", loopback(2))
+        .mx("fast.test", 10, "mx.fast.test")
+        .a("mx.fast.test", loopback(2));
+    let dns = DnsServer::start(zone).await;
+    let dir = support::temp_dir("slow-providers");
+    let providers = dir.join("providers.toml");
+    std::fs::write(&providers, "[slowco]\nmx_suffixes = [\"slow.test\"]\n").expect("write");
+    let shaping = "[shaping.provider.slowco]\nmax_message_rate = \"1/s\"\nmax_connections = 1\n";
+    let config = base_config(&dns, sink.addr().port(), shaping)
+        + &format!("providers_file = \"{}\"\n", providers.display());
+    let server = Server::start("slow-fast", &config).await;
+
+    let mut recipients = addresses("s", "slow.test", 30);
+    recipients.extend(addresses("f", "fast.test", 200));
+    send(&server, &recipients, None).await;
+    let deadline = Instant::now() + WAIT;
+    let fast = |m: &Received| m.rcpt_to[0].ends_with("@fast.test");
+    while sink.messages().iter().filter(|m| fast(m)).count() < 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let messages = sink.messages();
+    let slow = messages.iter().filter(|m| !fast(m)).count();
+    assert_eq!(messages.len() - slow, 200, "log:\n{}", server.log());
+    assert!(
+        slow < 30,
+        "the slow site ({slow} delivered) kept its pace meanwhile"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

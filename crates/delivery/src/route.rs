@@ -23,6 +23,9 @@ use crate::site::{Providers, Site};
 const MAX_ROUTE_AGE: Duration = Duration::from_secs(300);
 /// How long a domain without MX (implicit MX) keeps its route.
 const IMPLICIT_ROUTE_AGE: Duration = Duration::from_secs(60);
+/// Routes kept before expired ones are swept out, so a stream of one-off domains cannot grow
+/// the cache without bound.
+const SWEEP_ABOVE: usize = 50_000;
 
 /// One mail exchanger and its addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +124,10 @@ impl Router {
         let route = Arc::new(route);
         let until = until.min(Instant::now() + MAX_ROUTE_AGE);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= SWEEP_ABOVE {
+            let now = Instant::now();
+            cache.retain(|_, (_, until)| *until > now);
+        }
         cache.insert(domain.to_string(), (route.clone(), until));
         Ok(route)
     }

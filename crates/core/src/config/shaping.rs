@@ -95,22 +95,32 @@ impl Default for ShapingRule {
 /// Settings that replace the default rule's; each is documented on [`ShapingRule`].
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
-#[allow(missing_docs)]
 pub struct ShapingOverride {
+    /// Replaces [`ShapingRule::max_connections`].
     pub max_connections: Option<usize>,
+    /// Replaces [`ShapingRule::max_message_rate`].
     pub max_message_rate: Option<Rate>,
+    /// Replaces [`ShapingRule::max_connection_rate`].
     pub max_connection_rate: Option<Rate>,
+    /// Replaces [`ShapingRule::burst`].
     pub burst: Option<u32>,
+    /// Replaces [`ShapingRule::max_deliveries_per_connection`].
     pub max_deliveries_per_connection: Option<usize>,
+    /// Replaces [`ShapingRule::connect_timeout`].
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Option<Duration>,
+    /// Replaces [`ShapingRule::command_timeout`].
     #[serde(with = "humantime_serde")]
     pub command_timeout: Option<Duration>,
+    /// Replaces [`ShapingRule::data_timeout`].
     #[serde(with = "humantime_serde")]
     pub data_timeout: Option<Duration>,
+    /// Replaces [`ShapingRule::idle_timeout`].
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Option<Duration>,
+    /// Replaces [`ShapingRule::tls`].
     pub tls: Option<TlsPolicy>,
+    /// Replaces [`ShapingRule::back_pressure_period`].
     #[serde(with = "humantime_serde")]
     pub back_pressure_period: Option<Duration>,
 }
