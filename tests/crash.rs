@@ -86,7 +86,7 @@ async fn no_acknowledged_message_is_lost_across_repeated_kills() {
         .await
         .expect("sink");
     let config = format!(
-        "[routes]\n\"example.test\" = \"{}\"\n[delivery]\nmax_connections = {CONNECTIONS}\n\
+        "[routes]\n\"example.test\" = \"{}\"\n[shaping.default]\nmax_connections = {CONNECTIONS}\n\
          [queue]\nretry_schedule = [\"500ms\"]\nretry_jitter = 0.0\n",
         hop(sink.addr())
     );

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -161,6 +163,16 @@ impl Server {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The configuration file the server was started with, for tests that edit and reload it.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The process id, for sending signals.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// POSTs JSON to an API path and returns the status and body.

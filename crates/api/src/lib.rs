@@ -1,6 +1,7 @@
 //! The HTTP API: SparkPost's public REST API (transmissions, templates, webhooks, events
 //! search) served with axum, and the generation of each recipient's message from the request.
 
+pub mod admin;
 pub mod auth;
 pub mod dkim;
 pub mod domains;
@@ -71,7 +72,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/webhooks/{id}/validate", post(webhooks::validate))
         .route("/webhooks/{id}/batch-status", get(webhooks::batch_status))
-        .route("/webhooks/{id}/replay", post(webhooks::replay));
+        .route("/webhooks/{id}/replay", post(webhooks::replay))
+        .route("/admin/reload", post(admin::reload));
     Router::new()
         .nest("/api/v1", api)
         .fallback(not_found)

@@ -8,6 +8,7 @@ use sluice_core::{IdGenerator, Store};
 use sluice_events::{Dispatcher, EventLog, WebhookStore};
 use sluice_queue::Spool;
 
+use crate::admin::Reload;
 use crate::auth::Keys;
 use crate::dkim::Keyring;
 use crate::templates::TemplateStore;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub queue: Arc<QueueConfig>,
     /// Stored templates.
     pub templates: TemplateStore,
+    /// Applies a re-read configuration to the running server.
+    pub reload: Reload,
 }
 
 impl AppState {

@@ -85,7 +85,7 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         &config,
         format!(
             "[api]\nlisten = \"127.0.0.1:{port}\"\n[spool]\npath = \"{}\"\n[[api_keys]]\nkey = \"bench\"\n\
-             [routes]\n\"bench.test\" = \"{}\"\n[delivery]\nmax_connections = 20\n",
+             [routes]\n\"bench.test\" = \"{}\"\n[shaping.default]\nmax_connections = 20\n",
             dir.join("data").display(),
             sink.addr()
         ),

@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod shaping;
+
+pub use shaping::{ShapingConfig, ShapingOverride, ShapingRule, TlsPolicy};
+
 /// A configuration that could not be used; the message names the file and every bad key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -63,6 +67,8 @@ pub struct Config {
     pub dns: DnsConfig,
     /// SMTP delivery settings.
     pub delivery: DeliveryConfig,
+    /// Pace and limits per (egress IP, site); reloaded on SIGHUP.
+    pub shaping: ShapingConfig,
     /// Static next hops: recipient domain to `host:port`, used instead of the domain's MX.
     pub routes: BTreeMap<String, String>,
     /// Sending addresses and the pools they belong to.
@@ -146,7 +152,8 @@ pub struct DnsConfig {
     pub nameservers: Vec<SocketAddr>,
 }
 
-/// `[delivery]`: SMTP client settings shared by all destinations.
+/// `[delivery]`: SMTP client settings shared by all destinations. Limits and timeouts live in
+/// `[shaping]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct DeliveryConfig {
@@ -154,22 +161,15 @@ pub struct DeliveryConfig {
     pub mx_port: u16,
     /// Name sent in EHLO by sending IPs that have no hostname of their own. Default `localhost`.
     pub ehlo_hostname: String,
-    /// Connections open at once to one destination from one sending IP. Default 10.
-    pub max_connections: usize,
-    /// Messages sent over one connection before it is closed. Default 100.
-    pub max_deliveries_per_connection: usize,
-    /// Time allowed to open a TCP connection. Default `30s`.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Time allowed for each reply to a command. Default `60s`.
-    #[serde(with = "humantime_serde")]
-    pub command_timeout: Duration,
-    /// Time allowed for the reply after the message data. Default `5m`.
-    #[serde(with = "humantime_serde")]
-    pub data_timeout: Duration,
-    /// How long an idle connection is kept for the next message. Default `5s`.
-    #[serde(with = "humantime_serde")]
-    pub idle_timeout: Duration,
+    /// A TOML file of providers and the MX host suffixes they run, replacing the shipped
+    /// list (`deploy/providers.toml`). Default: the shipped list. Reloaded on SIGHUP.
+    pub providers_file: Option<PathBuf>,
+    /// A TOML file of bounce classification rules, replacing the shipped table
+    /// (`deploy/bounce-rules.toml`). Default: the shipped table.
+    pub bounce_rules_file: Option<PathBuf>,
+    /// PEM certificates trusted, besides the system's roots, by sites whose `tls` is
+    /// `required`. Default: system roots only.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for DeliveryConfig {
@@ -177,12 +177,9 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             mx_port: 25,
             ehlo_hostname: "localhost".to_string(),
-            max_connections: 10,
-            max_deliveries_per_connection: 100,
-            connect_timeout: Duration::from_secs(30),
-            command_timeout: Duration::from_secs(60),
-            data_timeout: Duration::from_secs(300),
-            idle_timeout: Duration::from_secs(5),
+            providers_file: None,
+            bounce_rules_file: None,
+            tls_ca_file: None,
         }
     }
 }
@@ -324,7 +321,7 @@ impl Config {
         let mut unknown = Vec::new();
         let deserializer = toml::Deserializer::new(text);
         let config: Config = serde_ignored::deserialize(deserializer, |key| {
-            unknown.push(key.to_string());
+            unknown.push(moved_hint(&key.to_string()));
         })
         .map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
@@ -363,9 +360,7 @@ impl Config {
         if self.webhooks.batch_size == 0 {
             out.push("webhooks.batch_size must be at least 1".to_string());
         }
-        if self.delivery.max_connections == 0 || self.delivery.max_deliveries_per_connection == 0 {
-            out.push("delivery limits must be at least 1".to_string());
-        }
+        out.extend(self.shaping.problems());
         for (domain, hop) in &self.routes {
             if hop
                 .rsplit_once(':')
@@ -384,6 +379,22 @@ impl Config {
             }
         }
         out
+    }
+}
+
+/// Keys that once lived in `[delivery]` name their new home, so an old file is fixed quickly.
+fn moved_hint(key: &str) -> String {
+    const MOVED: &[&str] = &[
+        "max_connections",
+        "max_deliveries_per_connection",
+        "connect_timeout",
+        "command_timeout",
+        "data_timeout",
+        "idle_timeout",
+    ];
+    match key.strip_prefix("delivery.") {
+        Some(name) if MOVED.contains(&name) => format!("{key} (moved to shaping.default.{name})"),
+        _ => key.to_string(),
     }
 }
 
@@ -503,7 +514,8 @@ mod tests {
             defaults.webhooks.retry_schedule
         );
         assert_eq!(config.api.max_body_bytes, defaults.api.max_body_bytes);
-        assert_eq!(config.delivery.idle_timeout, defaults.delivery.idle_timeout);
+        assert_eq!(config.shaping.default, defaults.shaping.default);
+        assert_eq!(config.delivery.mx_port, defaults.delivery.mx_port);
         assert_eq!(config.events.retention, defaults.events.retention);
         assert_eq!(
             config.events.compaction_interval,
@@ -519,6 +531,16 @@ mod tests {
         assert_eq!(config.events.compaction_interval, Duration::from_secs(300));
         assert!(parse("[events]\ncompaction_interval = \"0s\"\n").is_err());
         assert!(parse("[events]\nretension = \"1d\"\n").is_err());
+    }
+
+    #[test]
+    fn limits_moved_out_of_delivery_say_where_they_went() {
+        let err = parse("[delivery]\nmax_connections = 3\n").expect_err("moved key");
+        assert!(
+            err.to_string()
+                .contains("delivery.max_connections (moved to shaping.default.max_connections)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,10 +2,17 @@
 //! SparkPost bounce class.
 //!
 //! Rules are tried in order; the first whose code range, enhanced code prefix and text words
-//! all match decides the class. The table is built in; an operator-editable file is the next
-//! step, and the rules are shaped so that file can carry them unchanged.
+//! all match decides the class. They come from a TOML file: the shipped
+//! `deploy/bounce-rules.toml` unless `[delivery] bounce_rules_file` names another.
+
+use std::path::Path;
+
+use serde::Deserialize;
 
 use crate::smtp::{Phase, Reply, SmtpError};
+
+/// The rule table built into Sluice.
+const SHIPPED: &str = include_str!("../../../deploy/bounce-rules.toml");
 
 /// What an attempt means for the message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,106 +36,166 @@ pub struct Failure {
     pub raw_reason: String,
 }
 
+/// Why a bounce rule file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// The file could not be read.
+    #[error("reading bounce rules file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid, with every problem found.
+    #[error("bounce rules file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The parser's explanation, or one sentence per bad rule.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    rule: Vec<Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Rule {
-    codes: (u16, u16),
-    enhanced: &'static str,
-    words: &'static [&'static str],
+    codes: [u16; 2],
+    #[serde(default)]
+    enhanced: String,
+    #[serde(default)]
+    words: Vec<String>,
     class: u16,
 }
 
-const fn rule(
-    codes: (u16, u16),
-    enhanced: &'static str,
-    words: &'static [&'static str],
-    class: u16,
-) -> Rule {
-    Rule {
-        codes,
-        enhanced,
-        words,
-        class,
+impl Rule {
+    fn matches(&self, code: u16, enhanced: &str, text: &str) -> bool {
+        (self.codes[0]..=self.codes[1]).contains(&code)
+            && enhanced.starts_with(&self.enhanced)
+            && (self.words.is_empty() || self.words.iter().any(|w| text.contains(w.as_str())))
     }
 }
 
-/// Ordered: specific before general.
-const RULES: &[Rule] = &[
-    rule(
-        (500, 599),
-        "",
-        &["spamhaus", "blocklist", "blacklist", "listed at", "rbl"],
-        51,
-    ),
-    rule((500, 599), "", &["spam"], 51),
-    rule((500, 599), "", &["relay"], 54),
-    rule((500, 599), "", &["virus", "attachment"], 53),
-    rule((500, 599), "5.1.", &[], 10),
-    rule(
-        (500, 599),
-        "",
-        &[
-            "user unknown",
-            "no such user",
-            "does not exist",
-            "unknown user",
-            "invalid recipient",
-            "no mailbox",
-            "mailbox unavailable",
-        ],
-        10,
-    ),
-    rule(
-        (400, 599),
-        "",
-        &[
-            "mailbox full",
-            "quota",
-            "over quota",
-            "insufficient storage",
-        ],
-        22,
-    ),
-    rule((400, 599), "5.2.2", &[], 22),
-    rule((400, 599), "4.2.2", &[], 22),
-    rule((500, 599), "5.3.4", &[], 23),
-    rule(
-        (500, 599),
-        "",
-        &["too large", "size limit", "message size"],
-        23,
-    ),
-    rule((500, 599), "5.7.", &[], 50),
-    rule((500, 599), "", &["blocked", "denied", "rejected"], 50),
-    rule((400, 499), "", &["timeout", "timed out"], 24),
-];
+/// The ordered rule table; the first matching rule decides the class.
+#[derive(Debug)]
+pub struct BounceRules {
+    rules: Vec<Rule>,
+}
 
-/// Classifies a server's final reply to a message.
-pub fn classify_reply(reply: &Reply, phase: Phase) -> Verdict {
-    if reply.is_positive() {
-        return Verdict::Delivered;
+impl BounceRules {
+    /// The shipped table.
+    pub fn shipped() -> BounceRules {
+        BounceRules::parse(SHIPPED, "deploy/bounce-rules.toml").unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the built-in bounce rules are invalid; using none");
+            BounceRules { rules: Vec::new() }
+        })
     }
-    let failure = Failure {
-        bounce_class: class_of(reply, phase),
-        error_code: reply.code,
-        raw_reason: reply.one_line(),
-    };
-    if reply.code >= 500 {
-        Verdict::Bounced(failure)
-    } else {
-        Verdict::Delayed(failure)
+
+    /// The table in `path`, or the shipped one when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<BounceRules, RulesError> {
+        let Some(path) = path else {
+            return Ok(BounceRules::shipped());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        BounceRules::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a rule file; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<BounceRules, RulesError> {
+        let invalid = |message: String| RulesError::Invalid {
+            path: origin.to_string(),
+            message,
+        };
+        let mut file: RuleFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let problems: Vec<String> = file
+            .rule
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !(200..=599).contains(&r.codes[0]) || r.codes[0] > r.codes[1])
+            .map(|(i, r)| {
+                format!(
+                    "rule {}: codes {:?} is not a range within 200-599",
+                    i + 1,
+                    r.codes
+                )
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(invalid(problems.join("; ")));
+        }
+        for rule in &mut file.rule {
+            rule.words
+                .iter_mut()
+                .for_each(|w| *w = w.to_ascii_lowercase());
+        }
+        Ok(BounceRules { rules: file.rule })
+    }
+
+    /// Classifies a server's final reply to a message.
+    pub fn classify_reply(&self, reply: &Reply, phase: Phase) -> Verdict {
+        if reply.is_positive() {
+            return Verdict::Delivered;
+        }
+        let failure = Failure {
+            bounce_class: self.class_of(reply, phase),
+            error_code: reply.code,
+            raw_reason: reply.one_line(),
+        };
+        if reply.code >= 500 {
+            Verdict::Bounced(failure)
+        } else {
+            Verdict::Delayed(failure)
+        }
+    }
+
+    /// Classifies a failed attempt: a refusal by reply, or a local failure (connect, timeout,
+    /// TLS, a dropped connection), which is always temporary.
+    pub fn classify_error(&self, error: &SmtpError, peer: &str) -> Verdict {
+        if let SmtpError::Rejected { phase, reply } = error {
+            return self.classify_reply(reply, *phase);
+        }
+        let class = match error {
+            SmtpError::Timeout(_) => 24,
+            _ => 20,
+        };
+        Verdict::Delayed(local_failure(class, &format!("{error} ({peer})")))
+    }
+
+    fn class_of(&self, reply: &Reply, phase: Phase) -> u16 {
+        let text = reply.one_line().to_ascii_lowercase();
+        let enhanced = reply.enhanced_code().unwrap_or("");
+        match self
+            .rules
+            .iter()
+            .find(|r| r.matches(reply.code, enhanced, &text))
+        {
+            Some(rule) => rule.class,
+            None if reply.code < 500 => 20,
+            None if phase == Phase::RcptTo => 30,
+            None => 1,
+        }
     }
 }
 
-/// Classifies a failed attempt: a refusal by reply, or a local failure (connect, timeout, TLS,
-/// a dropped connection), which is always temporary.
-pub fn classify_error(error: &SmtpError, peer: &str) -> Verdict {
-    if let SmtpError::Rejected { phase, reply } = error {
-        return classify_reply(reply, *phase);
-    }
-    let class = match error {
-        SmtpError::Timeout(_) => 24,
-        _ => 20,
+/// Whether a refusal asks us to slow down: a 421 (service closing, often "try later") or a
+/// complaint about too many connections, whatever its code.
+pub fn asks_to_slow_down(error: &SmtpError) -> bool {
+    let SmtpError::Rejected { reply, .. } = error else {
+        return false;
     };
-    Verdict::Delayed(local_failure(class, &format!("{error} ({peer})")))
+    let text = reply.one_line().to_ascii_lowercase();
+    reply.code == 421
+        || text.contains("too many connections")
+        || text.contains("too many concurrent")
 }
 
 /// A failure Sluice decided itself; reasons are marked `[internal]` so they are never mistaken
@@ -146,22 +213,6 @@ pub fn local_failure(bounce_class: u16, what: &str) -> Failure {
     }
 }
 
-fn class_of(reply: &Reply, phase: Phase) -> u16 {
-    let text = reply.one_line().to_ascii_lowercase();
-    let enhanced = reply.enhanced_code().unwrap_or("");
-    let matched = RULES.iter().find(|r| {
-        (r.codes.0..=r.codes.1).contains(&reply.code)
-            && enhanced.starts_with(r.enhanced)
-            && (r.words.is_empty() || r.words.iter().any(|w| text.contains(w)))
-    });
-    match matched {
-        Some(rule) => rule.class,
-        None if reply.code < 500 => 20,
-        None if phase == Phase::RcptTo => 30,
-        None => 1,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +225,7 @@ mod tests {
     }
 
     fn class(code: u16, text: &str) -> u16 {
-        match classify_reply(&reply(code, text), Phase::RcptTo) {
+        match BounceRules::shipped().classify_reply(&reply(code, text), Phase::RcptTo) {
             Verdict::Bounced(f) | Verdict::Delayed(f) => f.bounce_class,
             Verdict::Delivered => 0,
         }
@@ -208,14 +259,50 @@ mod tests {
 
     #[test]
     fn permanent_replies_bounce_and_temporary_ones_delay() {
+        let rules = BounceRules::shipped();
         assert!(matches!(
-            classify_reply(&reply(550, "no"), Phase::RcptTo),
+            rules.classify_reply(&reply(550, "no"), Phase::RcptTo),
             Verdict::Bounced(_)
         ));
         assert!(matches!(
-            classify_reply(&reply(421, "busy"), Phase::Greeting),
+            rules.classify_reply(&reply(421, "busy"), Phase::Greeting),
             Verdict::Delayed(_)
         ));
+    }
+
+    #[test]
+    fn an_edited_rule_file_replaces_the_table_and_bad_rules_are_named() {
+        let rules = BounceRules::parse(
+            "[[rule]]\ncodes = [500, 599]\nwords = [\"Nope\"]\nclass = 25\n",
+            "r",
+        )
+        .expect("valid rules");
+        let verdict = rules.classify_reply(&reply(550, "NOPE, not today"), Phase::DataEnd);
+        assert!(matches!(verdict, Verdict::Bounced(f) if f.bounce_class == 25));
+        let err = BounceRules::parse(
+            "[[rule]]\ncodes = [599, 500]\nclass = 1\n[[rule]]\ncodes = [100, 200]\nclass = 1\n",
+            "r",
+        )
+        .expect_err("bad ranges");
+        assert!(
+            err.to_string().contains("rule 1") && err.to_string().contains("rule 2"),
+            "{err}"
+        );
+        assert!(BounceRules::parse("[[rule]]\ncode = [500, 599]\nclass = 1\n", "r").is_err());
+    }
+
+    #[test]
+    fn back_pressure_is_a_421_or_too_many_connections() {
+        let refused = |code, text: &str| SmtpError::Rejected {
+            phase: Phase::Greeting,
+            reply: reply(code, text),
+        };
+        assert!(asks_to_slow_down(&refused(421, "4.7.0 try later")));
+        assert!(asks_to_slow_down(&refused(
+            554,
+            "Too many connections from your IP"
+        )));
+        assert!(!asks_to_slow_down(&refused(450, "4.2.1 mailbox busy")));
     }
 
     #[test]

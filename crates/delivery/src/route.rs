@@ -1,11 +1,14 @@
 //! Routing: where a recipient domain's mail goes. A static route from the configuration wins;
 //! otherwise the domain's MX records, in preference order, each host with all its addresses.
 //!
-//! The resolver caches answers by their TTL, negative answers included, so repeated lookups for
-//! a busy domain cost nothing.
+//! The resolver caches answers by their TTL, negative answers included. On top of that a route
+//! (hosts and site) is kept per domain until its MX answer expires, so the hot path of a busy
+//! domain is one map lookup.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -14,6 +17,16 @@ use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 use sluice_core::config::DnsConfig;
 
+use crate::site::{Providers, Site};
+
+/// Longest a route is kept, whatever its TTL, so a provider change shows within minutes.
+const MAX_ROUTE_AGE: Duration = Duration::from_secs(300);
+/// How long a domain without MX (implicit MX) keeps its route.
+const IMPLICIT_ROUTE_AGE: Duration = Duration::from_secs(60);
+/// Routes kept before expired ones are swept out, so a stream of one-off domains cannot grow
+/// the cache without bound.
+const SWEEP_ABOVE: usize = 50_000;
+
 /// One mail exchanger and its addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Host {
@@ -21,6 +34,15 @@ pub struct Host {
     pub name: String,
     /// Where to connect, in the order to try.
     pub addrs: Vec<SocketAddr>,
+}
+
+/// Where a domain's mail goes, and the site it is shaped with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The site the domain belongs to.
+    pub site: Site,
+    /// The hosts to try, best first.
+    pub hosts: Vec<Host>,
 }
 
 /// Why a domain has no usable route.
@@ -42,6 +64,8 @@ pub struct Router {
     resolver: TokioResolver,
     routes: BTreeMap<String, String>,
     mx_port: u16,
+    providers: RwLock<Arc<Providers>>,
+    cache: Mutex<HashMap<String, (Arc<Route>, Instant)>>,
 }
 
 impl Router {
@@ -50,6 +74,7 @@ impl Router {
         dns: &DnsConfig,
         routes: BTreeMap<String, String>,
         mx_port: u16,
+        providers: Providers,
     ) -> Result<Router, NetError> {
         let builder = if dns.nameservers.is_empty() {
             TokioResolver::builder_tokio()?
@@ -72,15 +97,61 @@ impl Router {
             resolver: builder.build()?,
             routes,
             mx_port,
+            providers: RwLock::new(Arc::new(providers)),
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The hosts to try for `domain`, best first.
-    pub async fn resolve(&self, domain: &str) -> Result<Vec<Host>, RouteError> {
-        if let Some(hop) = self.routes.get(domain) {
-            return self.static_hop(hop).await.map(|host| vec![host]);
+    /// Replaces the provider list; routes already known are forgotten so new ones use it.
+    pub fn set_providers(&self, providers: Providers) {
+        *self.providers.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(providers);
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The route for `domain` if one is known and fresh, without any lookup.
+    pub fn cached(&self, domain: &str) -> Option<Arc<Route>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let (route, until) = cache.get(domain)?;
+        (Instant::now() < *until).then(|| route.clone())
+    }
+
+    /// The route for `domain`: from the cache, or resolved now.
+    pub async fn route(&self, domain: &str) -> Result<Arc<Route>, RouteError> {
+        if let Some(route) = self.cached(domain) {
+            return Ok(route);
         }
-        let exchanges = self.exchanges(domain).await?;
+        let (route, until) = self.resolve(domain).await?;
+        let route = Arc::new(route);
+        let until = until.min(Instant::now() + MAX_ROUTE_AGE);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= SWEEP_ABOVE {
+            let now = Instant::now();
+            cache.retain(|_, (_, until)| *until > now);
+        }
+        cache.insert(domain.to_string(), (route.clone(), until));
+        Ok(route)
+    }
+
+    async fn resolve(&self, domain: &str) -> Result<(Route, Instant), RouteError> {
+        if let Some(hop) = self.routes.get(domain) {
+            let host = self.static_hop(hop).await?;
+            let site = Site {
+                name: format!("route:{hop}"),
+                provider: None,
+            };
+            let route = Route {
+                site,
+                hosts: vec![host],
+            };
+            return Ok((route, Instant::now() + MAX_ROUTE_AGE));
+        }
+        let (exchanges, until) = self.exchanges(domain).await?;
+        let providers = self
+            .providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let site = providers.site_for(&exchanges);
         let mut hosts = Vec::with_capacity(exchanges.len());
         for name in exchanges {
             match self.addresses(&name, self.mx_port).await {
@@ -94,18 +165,22 @@ impl Router {
                 "no MX host of {domain} has an address"
             )));
         }
-        Ok(hosts)
+        Ok((Route { site, hosts }, until))
     }
 
-    /// MX host names in preference order; the domain itself when it has no MX (implicit MX).
-    async fn exchanges(&self, domain: &str) -> Result<Vec<String>, RouteError> {
+    /// MX host names in preference order, and when the answer expires; the domain itself when
+    /// it has no MX (implicit MX).
+    async fn exchanges(&self, domain: &str) -> Result<(Vec<String>, Instant), RouteError> {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         let lookup = match self.resolver.mx_lookup(fqdn.as_str()).await {
             Ok(lookup) => lookup,
             Err(e) if e.is_nx_domain() => return Err(RouteError::NoSuchDomain),
-            Err(e) if e.is_no_records_found() => return Ok(vec![fqdn]),
+            Err(e) if e.is_no_records_found() => {
+                return Ok((vec![fqdn], Instant::now() + IMPLICIT_ROUTE_AGE))
+            }
             Err(e) => return Err(RouteError::Temporary(e.to_string())),
         };
+        let until = lookup.valid_until();
         let mut records: Vec<(u16, String, bool)> = lookup
             .answers()
             .iter()
@@ -121,7 +196,7 @@ impl Router {
         }
         records.retain(|r| !r.2);
         records.sort_by_key(|r| r.0);
-        Ok(records.into_iter().map(|r| r.1).collect())
+        Ok((records.into_iter().map(|r| r.1).collect(), until))
     }
 
     async fn static_hop(&self, hop: &str) -> Result<Host, RouteError> {

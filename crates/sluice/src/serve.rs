@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
+use sluice_api::admin::Reload;
 use sluice_api::dkim::Keyring;
 use sluice_api::templates::TemplateStore;
 use sluice_api::{AppState, Keys};
 use sluice_core::config::Config;
 use sluice_core::{IdGenerator, Store};
-use sluice_delivery::smtp::opportunistic_config;
-use sluice_delivery::{Egress, Engine, Router};
+use sluice_delivery::smtp::{opportunistic_config, verified_config};
+use sluice_delivery::{BounceRules, Egress, Engine, Providers, Router, TlsClients};
 use sluice_events::{run_retention, Dispatcher, EventLog, WebhookStore};
 use sluice_queue::{run_scheduler, Spool};
 use tokio::net::TcpListener;
@@ -48,7 +49,9 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     .context("building the webhook HTTP client")?;
     dispatcher.start_all()?;
     tokio::spawn(run_retention(log.clone(), config.events.clone()));
-    start_delivery(&config, spool.clone())?;
+    let engine = start_delivery(&config, spool.clone())?;
+    let reload = reloader(path.clone(), engine);
+    tokio::spawn(reload_on_hangup(reload.clone()));
 
     let mut pools: HashSet<String> = config
         .sending_ips
@@ -69,6 +72,7 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         pools: Arc::new(pools),
         queue: Arc::new(config.queue.clone()),
         templates: TemplateStore::open(&store)?,
+        reload,
     };
     serve_api(&config, state).await?;
     store
@@ -79,22 +83,79 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// Starts the scheduler and the delivery engine.
-fn start_delivery(config: &Config, spool: Spool) -> anyhow::Result<()> {
-    let router = Router::new(&config.dns, config.routes.clone(), config.delivery.mx_port)
-        .context("configuring the DNS resolver")?;
-    let egress = Egress::new(&config.sending_ips, &config.delivery.ehlo_hostname);
-    let tls = opportunistic_config().context("building the SMTP TLS configuration")?;
+fn start_delivery(config: &Config, spool: Spool) -> anyhow::Result<Engine> {
+    let delivery = &config.delivery;
+    let providers = Providers::load(delivery.providers_file.as_deref())?;
+    let rules = BounceRules::load(delivery.bounce_rules_file.as_deref())?;
+    let router = Router::new(
+        &config.dns,
+        config.routes.clone(),
+        delivery.mx_port,
+        providers,
+    )
+    .context("configuring the DNS resolver")?;
+    let egress = Egress::new(&config.sending_ips, &delivery.ehlo_hostname);
     let engine = Engine::new(
         spool.clone(),
         router,
         egress,
-        config.delivery.clone(),
-        Some(tls),
+        config.shaping.clone(),
+        rules,
+        tls_clients(config)?,
     );
     let (handoff, due) = mpsc::channel(HANDOFF_CAPACITY);
     tokio::spawn(run_scheduler(spool, handoff));
-    tokio::spawn(engine.run(due));
-    Ok(())
+    tokio::spawn(engine.clone().run(due));
+    Ok(engine)
+}
+
+/// TLS for outbound SMTP. A configured CA file must load; without one, a host with no system
+/// roots only loses `required` sites, which then fail temporarily.
+fn tls_clients(config: &Config) -> anyhow::Result<TlsClients> {
+    let opportunistic = opportunistic_config().context("building the SMTP TLS configuration")?;
+    let ca_file = config.delivery.tls_ca_file.as_deref();
+    let verified = match verified_config(ca_file) {
+        Ok(verified) => Some(verified),
+        Err(e) if ca_file.is_some() => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "no verifying TLS configuration; sites requiring TLS will be deferred");
+            None
+        }
+    };
+    Ok(TlsClients {
+        opportunistic: Some(opportunistic),
+        verified,
+    })
+}
+
+/// Re-reads the configuration file (when there is one) and applies it to the engine.
+fn reloader(path: Option<PathBuf>, engine: Engine) -> Reload {
+    Arc::new(move || {
+        let config = match &path {
+            Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+            None => Config::default(),
+        };
+        engine.reload(&config).map_err(|e| e.to_string())?;
+        let origin = path
+            .as_deref()
+            .map_or("(defaults)".into(), |p| p.display().to_string());
+        tracing::info!(config = %origin, "configuration reloaded");
+        Ok(())
+    })
+}
+
+/// Reloads on every SIGHUP; a refused configuration is logged and the old rules stay.
+async fn reload_on_hangup(reload: Reload) {
+    let hangup = tokio::signal::unix::SignalKind::hangup();
+    let Ok(mut signal) = tokio::signal::unix::signal(hangup) else {
+        tracing::warn!("cannot listen for SIGHUP; reload through the admin API instead");
+        return;
+    };
+    while signal.recv().await.is_some() {
+        if let Err(reason) = reload() {
+            tracing::warn!(%reason, "reload refused; the running configuration stays");
+        }
+    }
 }
 
 /// With no key configured or stored, makes one and prints it once, so a first start is usable.

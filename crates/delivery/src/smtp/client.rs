@@ -28,6 +28,9 @@ pub struct ConnectionSettings {
     pub ehlo_name: String,
     /// TLS configuration for STARTTLS; `None` never upgrades.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Refuse to go on without TLS: a server that does not offer STARTTLS (or a missing `tls`
+    /// configuration) fails the connection with [`SmtpError::Tls`].
+    pub require_tls: bool,
     /// Limit for the TCP connect.
     pub connect_timeout: Duration,
     /// Limit for each reply to a command.
@@ -84,8 +87,16 @@ impl Connection {
         let timeout = conn.settings.command_timeout;
         conn.expect(Phase::Greeting, timeout).await?;
         let capabilities = conn.ehlo().await?;
-        if capabilities.advertises("STARTTLS") && conn.settings.tls.is_some() {
+        let offered = capabilities.advertises("STARTTLS");
+        if offered && conn.settings.tls.is_some() {
             conn.start_tls(server_name).await?;
+        } else if conn.settings.require_tls {
+            let reason = if offered {
+                "TLS is required but no verifying TLS configuration is available"
+            } else {
+                "TLS is required but the server does not offer STARTTLS"
+            };
+            return Err(SmtpError::Tls(reason.to_string()));
         } else {
             conn.pipelining = capabilities.advertises("PIPELINING");
         }

@@ -11,4 +11,4 @@ mod tls;
 pub use client::{Connection, ConnectionSettings, TlsOutcome};
 pub use error::{Phase, SmtpError};
 pub use reply::{parse_line, Reply, ReplyLine};
-pub use tls::opportunistic_config;
+pub use tls::{opportunistic_config, verified_config, TlsConfigError};
