@@ -39,6 +39,10 @@ pub struct Options {
     /// The sluice binary to run.
     #[arg(long, default_value = "target/release/sluice")]
     sluice: PathBuf,
+    /// Submit at this steady rate (messages per second) instead of as fast as Sluice accepts,
+    /// so acceptance-to-arrival latency measures Sluice, not a growing queue.
+    #[arg(long)]
+    rate: Option<u32>,
     /// Also run the workload through Postfix (configured and started by scripts/bench).
     #[arg(long)]
     postfix: bool,
@@ -64,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     if options.postfix {
         runs.push(postfix::run(&options).await?);
     }
-    let report = json!({"messages": options.messages, "size_kb": options.size_kb, "concurrency": options.concurrency, "runs": runs});
+    let report = json!({"messages": options.messages, "size_kb": options.size_kb, "concurrency": options.concurrency, "rate": options.rate, "runs": runs});
     print_table(&report);
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
@@ -168,7 +172,15 @@ async fn send_all(
     let text = "x".repeat(options.size_kb * 1024);
     let permits = Arc::new(Semaphore::new(options.concurrency));
     let mut tasks = Vec::with_capacity(options.messages);
+    let mut pace = options.rate.map(|r| {
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(r.max(1))));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        ticks
+    });
     for i in 0..options.messages {
+        if let Some(pace) = pace.as_mut() {
+            pace.tick().await;
+        }
         let permit = permits.clone().acquire_owned().await?;
         let rcpt = format!("r{i}@bench.test");
         let body = json!({

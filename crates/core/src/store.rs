@@ -9,7 +9,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 /// A failure of the store. Every variant means the caller's writes may not be durable.
 #[derive(Debug, thiserror::Error)]
@@ -29,14 +32,14 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    flush_requests: mpsc::UnboundedSender<oneshot::Sender<Result<(), String>>>,
+    flush_requests: mpsc::Sender<FlushRequest>,
     failed: Arc<AtomicBool>,
 }
 
 impl Store {
     /// Opens (or creates) the database at `path` and starts the group-commit task.
     ///
-    /// `cache_bytes` bounds sled's page cache. Must be called inside a Tokio runtime.
+    /// `cache_bytes` bounds sled's page cache.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
@@ -45,8 +48,12 @@ impl Store {
             .flush_every_ms(None)
             .open()?;
         let failed = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_group_commit(db.clone(), rx, failed.clone()));
+        let (tx, rx) = mpsc::channel();
+        let (flush_db, flush_failed) = (db.clone(), failed.clone());
+        std::thread::Builder::new()
+            .name("sluice-flush".into())
+            .spawn(move || run_group_commit(flush_db, rx, flush_failed))
+            .map_err(|e| StoreError::Storage(sled::Error::Io(e)))?;
         Ok(Store {
             db,
             flush_requests: tx,
@@ -78,7 +85,7 @@ impl Store {
         self.check()?;
         let (tx, rx) = oneshot::channel();
         self.flush_requests
-            .send(tx)
+            .send(FlushRequest::Now(tx))
             .map_err(|_| StoreError::Closed)?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
@@ -87,11 +94,12 @@ impl Store {
         }
     }
 
-    /// Asks for a flush without waiting for it. Used where losing the last moments of writes in
-    /// a crash costs a repeated attempt, never a lost message: recording delivery outcomes.
+    /// Asks for a flush within [`SOON`] without waiting for it. Used where losing the last
+    /// moments of writes in a crash costs a repeated attempt, never a lost message: recording
+    /// delivery outcomes. Coalescing them matters: a flush per outcome would cost an fsync per
+    /// delivered message.
     pub fn flush_soon(&self) {
-        let (tx, _) = oneshot::channel();
-        let _ = self.flush_requests.send(tx);
+        let _ = self.flush_requests.send(FlushRequest::Soon);
     }
 
     /// Flushes synchronously; used at shutdown.
@@ -101,27 +109,40 @@ impl Store {
     }
 }
 
+/// How long a [`Store::flush_soon`] request may wait to share a flush with others.
+pub const SOON: Duration = Duration::from_millis(20);
+
+/// A request to the flush thread.
+enum FlushRequest {
+    /// Flush as soon as possible and report the outcome.
+    Now(oneshot::Sender<Result<(), String>>),
+    /// Flush within [`SOON`]; nobody waits.
+    Soon,
+}
+
 /// Waits for flush requests, then serves every request that arrived meanwhile with one flush.
+/// Runs on a thread of its own: a flush blocks on the disk, and a dedicated thread costs one
+/// wake-up per round where a blocking-pool task per round cost several.
 ///
 /// A request that arrives while a flush runs waits for the next one: its writes may have missed
-/// the flush in progress.
-async fn run_group_commit(
-    db: sled::Db,
-    mut requests: mpsc::UnboundedReceiver<oneshot::Sender<Result<(), String>>>,
-    failed: Arc<AtomicBool>,
-) {
+/// the flush in progress. When only `Soon` requests are pending, the thread gathers more for up
+/// to [`SOON`], unless a `Now` request arrives first.
+fn run_group_commit(db: sled::Db, requests: mpsc::Receiver<FlushRequest>, failed: Arc<AtomicBool>) {
     let mut waiting = Vec::new();
-    while let Some(first) = requests.recv().await {
-        waiting.push(first);
-        while let Ok(more) = requests.try_recv() {
-            waiting.push(more);
+    while let Ok(first) = requests.recv() {
+        let deadline = Instant::now() + SOON;
+        let mut request = Some(first);
+        while let Some(next) = request.take() {
+            if let FlushRequest::Now(waiter) = next {
+                waiting.push(waiter);
+            }
+            request = match requests.try_recv() {
+                Ok(more) => Some(more),
+                Err(_) if waiting.is_empty() => requests.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok(),
+                Err(_) => None,
+            };
         }
-        let flush_db = db.clone();
-        let outcome = match tokio::task::spawn_blocking(move || flush_db.flush()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        let outcome = db.flush().map(|_| ()).map_err(|e| e.to_string());
         if let Err(reason) = &outcome {
             tracing::error!(error = %reason, "flushing the spool to disk failed");
             failed.store(true, Ordering::Release);
