@@ -50,9 +50,9 @@ pub async fn create(
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .ok_or_else(|| ApiError::missing("domain is required"))?;
-    if !domain.contains('.')
-        || domain.contains(|c: char| c.is_whitespace() || c == '@' || c.is_control())
-    {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let domain = domain.as_str();
+    if !is_dns_name(domain) || !domain.contains('.') {
         return Err(ApiError::invalid(format!(
             "domain: {domain:?} is not a domain name"
         )));
@@ -119,9 +119,20 @@ fn import(domain: &str, imported: ImportedKey) -> Result<DomainKey, ApiError> {
         .selector
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::missing("dkim.selector is required"))?;
+    if !is_dns_name(&selector) {
+        return Err(ApiError::invalid(format!(
+            "dkim.selector: {selector:?} is not a DNS label"
+        )));
+    }
     let public = imported
         .public
         .ok_or_else(|| ApiError::missing("dkim.public is required"))?;
+    let base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    if public.is_empty() || !public.chars().all(base64) {
+        return Err(ApiError::invalid(
+            "dkim.public must be the base64 key as published in DNS",
+        ));
+    }
     let der: String = private
         .lines()
         .filter(|l| !l.starts_with("-----"))
@@ -138,6 +149,26 @@ fn import(domain: &str, imported: ImportedKey) -> Result<DomainKey, ApiError> {
         private: der,
         public,
     })
+}
+
+/// Whether `name` is a DNS name of ASCII letters, digits, hyphens and underscores, in labels of
+/// 1 to 63 characters that do not start or end with a hyphen: what a domain or selector must be
+/// before it goes into a DKIM-Signature header or a DNS record.
+fn is_dns_name(name: &str) -> bool {
+    let numeric_tld = name
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    name.len() <= 253
+        && !numeric_tld
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// `GET /sending-domains`.
@@ -180,7 +211,7 @@ fn dkim_json(key: &DomainKey) -> Value {
         "public": key.public,
         "selector": key.selector,
         "signing_domain": key.domain,
-        "headers": "from:to:subject:date",
+        "headers": "from:to:subject:date:message-id:reply-to:cc:mime-version:content-type",
         "txt_record": key.txt_record(),
         "txt_name": format!("{}._domainkey.{}", key.selector, key.domain),
     })

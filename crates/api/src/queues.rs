@@ -29,16 +29,23 @@ pub struct ScopeBody {
 
 impl ScopeBody {
     fn scope(self) -> Result<Scope, ApiError> {
+        let clean = |value: Option<String>, field: &str| -> Result<Option<String>, ApiError> {
+            let Some(value) = value else { return Ok(None) };
+            let value = value.trim().to_string();
+            if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ApiError::invalid(format!(
+                    "{field}: {value:?} is not a valid name"
+                )));
+            }
+            Ok(Some(value))
+        };
         let given = [
-            self.domain.map(Scope::Domain),
-            self.pool.map(Scope::Pool),
-            self.campaign_id.map(Scope::Campaign),
-            self.transmission_id.map(Scope::Transmission),
+            clean(self.domain, "domain")?.map(|d| Scope::Domain(d.to_ascii_lowercase())),
+            clean(self.pool, "pool")?.map(|p| Scope::Pool(p.to_ascii_lowercase())),
+            clean(self.campaign_id, "campaign_id")?.map(Scope::Campaign),
+            clean(self.transmission_id, "transmission_id")?.map(Scope::Transmission),
         ];
-        let mut scopes = given
-            .into_iter()
-            .flatten()
-            .filter(|s| !s.to_string().ends_with(':'));
+        let mut scopes = given.into_iter().flatten();
         match (scopes.next(), scopes.next()) {
             (Some(scope), None) => Ok(scope),
             _ => Err(ApiError::missing(
@@ -88,7 +95,7 @@ pub async fn suspend(
     Json(body): Json<ScopeBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
-    let scope = suspendable(body)?;
+    let scope = suspendable(&state, body)?;
     let new = state.spool.suspend(&scope)?;
     state.store.durable().await?;
     tracing::warn!(%scope, "queue suspended by operator");
@@ -104,7 +111,7 @@ pub async fn resume(
     Json(body): Json<ScopeBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
-    let scope = suspendable(body)?;
+    let scope = suspendable(&state, body)?;
     let changed = state.spool.resume(&scope)?;
     state.store.durable().await?;
     tracing::info!(%scope, "queue resumed by operator");
@@ -113,12 +120,19 @@ pub async fn resume(
     ))
 }
 
-fn suspendable(body: ScopeBody) -> Result<Scope, ApiError> {
+fn suspendable(state: &AppState, body: ScopeBody) -> Result<Scope, ApiError> {
     let scope = body.scope()?;
     if !scope.suspendable() {
         return Err(ApiError::invalid(
             "only a domain or a pool can be suspended; cancel campaigns and transmissions instead",
         ));
+    }
+    if let Scope::Pool(pool) = &scope {
+        if !state.pools.contains(pool) {
+            return Err(ApiError::invalid(format!(
+                "pool: no IP pool named {pool:?}"
+            )));
+        }
     }
     Ok(scope)
 }

@@ -138,7 +138,9 @@ fn run_group_commit(db: sled::Db, requests: mpsc::Receiver<FlushRequest>, failed
             }
             request = match requests.try_recv() {
                 Ok(more) => Some(more),
-                Err(_) if waiting.is_empty() => requests.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok(),
+                Err(_) if waiting.is_empty() => requests
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .ok(),
                 Err(_) => None,
             };
         }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sluice_core::config::{ShapingRule, TlsPolicy};
-use sluice_queue::QueuedMessage;
+use sluice_queue::{cancel_facts, QueuedMessage, Standing};
 
 use crate::classify::{asks_to_slow_down, local_failure, Verdict};
 use crate::engine::{lock, read, QueueKey, Shared};
@@ -228,10 +228,28 @@ async fn deliver(
     session: &mut Session,
     message: QueuedMessage,
 ) -> bool {
+    match shared.spool.standing(message.id) {
+        Ok(Standing::Live) => {}
+        Ok(Standing::Gone) => {
+            tracing::debug!(message_id = %message.id, "message left the spool before sending (cancelled)");
+            return true;
+        }
+        Ok(Standing::Cancelled(reason)) => {
+            let facts = cancel_facts(&reason);
+            if let Err(e) = shared.spool.bounced(&message, facts).await {
+                tracing::error!(message_id = %message.id, error = %e, "recording a cancellation failed");
+            }
+            return true;
+        }
+        Err(e) => {
+            tracing::error!(message_id = %message.id, error = %e, "reading a message from the spool failed");
+            return false;
+        }
+    }
     let body = match shared.spool.body(message.id) {
         Ok(Some(body)) => body,
         Ok(None) => {
-            tracing::error!(message_id = %message.id, "message has no body in the spool; skipping it");
+            tracing::debug!(message_id = %message.id, "message left the spool before sending (cancelled)");
             return true;
         }
         Err(e) => {

@@ -119,6 +119,28 @@ impl Suspensions {
     }
 }
 
+/// What delivery may do with a message it was handed; see [`Spool::standing`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Send it.
+    Live,
+    /// An operator cancelled it: report a bounce with this reason instead.
+    Cancelled(String),
+    /// It left the spool (cancelled before delivery marked it): nothing to do.
+    Gone,
+}
+
+/// The attempt facts of an operator's cancellation: a class 25 bounce.
+pub fn cancel_facts(reason: &str) -> AttemptFacts {
+    AttemptFacts {
+        bounce_class: Some(25),
+        error_code: Some(554),
+        raw_reason: Some(reason.to_string()),
+        reason: Some(reason.to_string()),
+        ..AttemptFacts::default()
+    }
+}
+
 /// Counts and times for one group of queued messages.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct QueueStats {
@@ -201,26 +223,44 @@ impl Spool {
     /// (for example `554 5.7.1 [internal] Campaign cancelled`). A message on the wire right now
     /// may still be delivered; its outcome is recorded as it happens.
     pub async fn cancel(&self, scope: &Scope, reason: &str) -> Result<usize, StoreError> {
-        let matching = self.scan(scope)?;
-        let mut events = Vec::with_capacity(matching.len());
-        for message in &matching {
+        let mut events = Vec::new();
+        let mut cancelled = 0;
+        for message in self.scan(scope)? {
             let key = message.id.to_be_bytes();
+            if self.inflight.contains_key(key)? {
+                // Delivery holds it: mark it, and delivery reports the one final event.
+                let mut marked = message;
+                marked.cancelled = Some(reason.to_string());
+                self.messages.insert(key, encode(&marked))?;
+                cancelled += 1;
+                continue;
+            }
+            // Only the call that removes the record reports it, so racing cancels bounce once.
+            if self.messages.remove(key)?.is_none() {
+                continue;
+            }
             self.schedule
                 .remove(schedule_key(message.due_ms, message.id))?;
-            self.messages.remove(key)?;
             self.bodies.remove(key)?;
-            let attempt = AttemptFacts {
-                bounce_class: Some(25),
-                error_code: Some(554),
-                raw_reason: Some(reason.to_string()),
-                reason: Some(reason.to_string()),
-                ..AttemptFacts::default()
-            };
-            events.push(event(EventKind::Bounce, message, attempt));
+            events.push(event(EventKind::Bounce, &message, cancel_facts(reason)));
+            cancelled += 1;
         }
         self.log.append(events)?;
         self.store.durable().await?;
-        Ok(matching.len())
+        Ok(cancelled)
+    }
+
+    /// Whether delivery may still send a message it was handed: `Live`, `Cancelled` with the
+    /// operator's reason, or `Gone` when it left the spool meanwhile.
+    pub fn standing(&self, id: MessageId) -> Result<Standing, StoreError> {
+        Ok(match self.message(id)? {
+            None => Standing::Gone,
+            Some(QueuedMessage {
+                cancelled: Some(reason),
+                ..
+            }) => Standing::Cancelled(reason),
+            Some(_) => Standing::Live,
+        })
     }
 
     /// Counts by domain and pool.

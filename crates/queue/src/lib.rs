@@ -11,7 +11,7 @@ mod message;
 mod scheduler;
 mod spool;
 
-pub use control::{MessageStatus, QueueStats, QueueSummary, Scope};
+pub use control::{cancel_facts, MessageStatus, QueueStats, QueueSummary, Scope, Standing};
 pub use message::{NewMessage, QueuedMessage};
 pub use scheduler::run_scheduler;
 pub use spool::Spool;

@@ -19,7 +19,7 @@ use sluice_core::{Event, EventKind, MessageId, Store, StoreError};
 use sluice_events::EventLog;
 use tokio::sync::Notify;
 
-use crate::control::Suspensions;
+use crate::control::{cancel_facts, Standing, Suspensions};
 use crate::message::{NewMessage, QueuedMessage};
 
 /// The durable queue. Cheap to clone.
@@ -186,10 +186,18 @@ impl Spool {
         message: &QueuedMessage,
         attempt: AttemptFacts,
     ) -> Result<(), StoreError> {
-        // Cancelled while on the wire: writing the record back would bring it back to life.
-        if !self.messages.contains_key(message.id.to_be_bytes())? {
-            self.inflight.remove(message.id.to_be_bytes())?;
-            return Ok(());
+        // Cancelled while on the wire: the cancellation, not a retry, is its end.
+        match self.standing(message.id)? {
+            Standing::Gone => {
+                self.inflight.remove(message.id.to_be_bytes())?;
+                return Ok(());
+            }
+            Standing::Cancelled(reason) => {
+                return self
+                    .finish(message, EventKind::Bounce, cancel_facts(&reason))
+                    .await;
+            }
+            Standing::Live => {}
         }
         let now = now_ms();
         let mut next = message.clone();

@@ -9,7 +9,7 @@ use sluice_core::config::QueueConfig;
 use sluice_core::event::{AttemptFacts, MessageFacts};
 use sluice_core::{EventKind, MessageId, Store};
 use sluice_events::EventLog;
-use sluice_queue::{NewMessage, QueuedMessage, Scope, Spool};
+use sluice_queue::{NewMessage, QueuedMessage, Scope, Spool, Standing};
 
 struct Fixture {
     store: Store,
@@ -64,6 +64,7 @@ fn message(id: u64, domain: &str, due_ms: u64) -> NewMessage {
         due_ms,
         expires_ms: now + 3_600_000,
         last_reply: None,
+        cancelled: None,
     };
     NewMessage {
         message,
@@ -241,4 +242,57 @@ async fn cancelling_a_campaign_bounces_its_messages_with_class_25() {
     assert_eq!(summary.total, 2);
     assert_eq!(summary.domains["a.test"].count, 2);
     assert_eq!(summary.domains["a.test"].next_attempt_ms, Some(later));
+}
+
+#[tokio::test]
+async fn a_message_cancelled_in_flight_ends_with_one_bounce_and_racing_cancels_report_once() {
+    let f = fixture("cancel-in-flight").await;
+    let later = now_ms() + 600_000;
+    f.spool
+        .accept(vec![
+            message(1, "a.test", now_ms()),
+            message(3, "a.test", later),
+        ])
+        .await
+        .expect("accept");
+    let in_flight = f.spool.take_due(now_ms(), 10).expect("take").remove(0);
+
+    let reason = "554 5.7.1 [internal] Campaign cancelled";
+    let scope = Scope::Campaign("c1".into());
+    assert_eq!(f.spool.cancel(&scope, reason).await.expect("cancel"), 2);
+    assert_eq!(
+        f.spool.cancel(&scope, reason).await.expect("cancel again"),
+        1,
+        "only the marked one is left"
+    );
+    assert_eq!(
+        f.spool.standing(MessageId(1)).expect("standing"),
+        Standing::Cancelled(reason.into())
+    );
+    assert_eq!(
+        f.spool.standing(MessageId(3)).expect("standing"),
+        Standing::Gone
+    );
+
+    // The attempt on the wire fails temporarily: the cancellation, not a retry, ends it.
+    f.spool
+        .deferred(&in_flight, temporary_failure())
+        .await
+        .expect("defer");
+    let bounces: Vec<_> = f
+        .log
+        .read_after(0, 100)
+        .expect("read")
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Bounce)
+        .collect();
+    assert_eq!(
+        bounces.len(),
+        2,
+        "one bounce per message, whatever the races"
+    );
+    assert!(bounces
+        .iter()
+        .all(|b| b.attempt.raw_reason.as_deref() == Some(reason)));
+    assert!(f.spool.is_empty());
 }

@@ -7,11 +7,16 @@ use serde_json::{json, Value};
 #[derive(Args)]
 pub struct Target {
     /// Base URL of the running server.
-    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     url: String,
     /// API key with the `queues/manage` grant.
-    #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
-    key: String,
+    #[arg(long, global = true, env = "SLUICE_API_KEY", hide_env_values = true)]
+    key: Option<String>,
 }
 
 /// Which messages an action applies to; give exactly one.
@@ -57,6 +62,17 @@ pub enum QueueCommand {
     },
 }
 
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Runs one queue action and prints the server's answer.
 pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<()> {
     let (method, path, body) = match &command {
@@ -83,17 +99,21 @@ pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<()> {
         ),
         QueueCommand::Show { id } => (reqwest::Method::GET, format!("/messages/{id}"), None),
     };
+    let Some(key) = target.key.as_deref() else {
+        anyhow::bail!("an API key with the queues/manage grant is needed: --key or SLUICE_API_KEY");
+    };
     let url = format!("{}/api/v1{path}", target.url.trim_end_matches('/'));
     let mut request = reqwest::Client::new()
         .request(method, &url)
-        .header("Authorization", &target.key);
+        .header("Authorization", key);
     if let Some(body) = body {
         request = request.json(&body);
     }
     let response = request
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("calling {url}: {e}"))?;
+        // reqwest's top-level message hides the cause (refused, bad URL); show the whole chain.
+        .map_err(|e| anyhow::anyhow!("calling {url}: {}", error_chain(&e)))?;
     let status = response.status();
     let answer: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

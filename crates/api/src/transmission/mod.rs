@@ -319,6 +319,7 @@ fn generate(
         due_ms: t.due_ms,
         expires_ms,
         last_reply: None,
+        cancelled: None,
     };
     Ok(NewMessage { message, body })
 }
