@@ -121,6 +121,7 @@ impl Engine {
     pub fn reload(&self, config: &Config) -> Result<(), ReloadError> {
         let delivery: &DeliveryConfig = &config.delivery;
         let providers = Providers::load(delivery.providers_file.as_deref())?;
+        providers.check_shaping(&config.shaping)?;
         let rules = BounceRules::load(delivery.bounce_rules_file.as_deref())?;
         let shaping = Arc::new(config.shaping.clone());
         *write(&self.shared.rules) = Arc::new(rules);

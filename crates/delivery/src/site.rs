@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
+use sluice_core::config::ShapingConfig;
 
 /// The provider list built into Sluice.
 const SHIPPED: &str = include_str!("../../../deploy/providers.toml");
@@ -47,6 +48,13 @@ pub enum ProvidersError {
         path: String,
         /// The parser's explanation.
         message: String,
+    },
+    /// `[shaping.provider.<name>]` names a provider the provider list does not have: a typo
+    /// that would otherwise leave the provider unshaped without a word.
+    #[error("shaping names providers the provider list does not know: {}", names.join(", "))]
+    UnknownInShaping {
+        /// The unknown names, as written.
+        names: Vec<String>,
     },
 }
 
@@ -102,6 +110,26 @@ impl Providers {
             .collect();
         suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.cmp(b)));
         Ok(Providers { suffixes })
+    }
+
+    /// Fails when `[shaping.provider.<name>]` names a provider this list does not know.
+    pub fn check_shaping(&self, shaping: &ShapingConfig) -> Result<(), ProvidersError> {
+        let names: Vec<String> = shaping
+            .provider
+            .keys()
+            .filter(|name| {
+                !self
+                    .suffixes
+                    .iter()
+                    .any(|(_, p)| p.eq_ignore_ascii_case(name))
+            })
+            .cloned()
+            .collect();
+        if names.is_empty() {
+            Ok(())
+        } else {
+            Err(ProvidersError::UnknownInShaping { names })
+        }
     }
 
     /// The provider running `host`, if known.
@@ -182,5 +210,23 @@ mod tests {
     fn unknown_keys_in_a_provider_file_are_errors() {
         let err = Providers::parse("[acme]\nmx_suffix = [\"a\"]\n", "p.toml").expect_err("bad");
         assert!(err.to_string().contains("mx_suffix"), "{err}");
+    }
+
+    #[test]
+    fn shaping_for_an_unknown_provider_is_refused_by_name() {
+        let providers = Providers::parse("[google]\nmx_suffixes = [\"google.com\"]\n", "test")
+            .expect("providers");
+        let mut shaping = ShapingConfig::default();
+        shaping.provider.insert("google".into(), Default::default());
+        assert!(providers.check_shaping(&shaping).is_ok());
+        shaping.provider.insert("gogle".into(), Default::default());
+        let error = providers
+            .check_shaping(&shaping)
+            .expect_err("typo")
+            .to_string();
+        assert!(
+            error.contains("gogle") && !error.contains("google,"),
+            "{error}"
+        );
     }
 }

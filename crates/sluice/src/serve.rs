@@ -86,6 +86,7 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
 fn start_delivery(config: &Config, spool: Spool) -> anyhow::Result<Engine> {
     let delivery = &config.delivery;
     let providers = Providers::load(delivery.providers_file.as_deref())?;
+    providers.check_shaping(&config.shaping)?;
     let rules = BounceRules::load(delivery.bounce_rules_file.as_deref())?;
     let router = Router::new(
         &config.dns,
