@@ -7,6 +7,7 @@
 //! in this process, on the same cores as the system under test: the report shows the machine's
 //! total CPU and this process's share, so the split is visible.
 
+mod deferred;
 mod measure;
 mod postfix;
 
@@ -43,6 +44,10 @@ pub struct Options {
     /// so acceptance-to-arrival latency measures Sluice, not a growing queue.
     #[arg(long)]
     rate: Option<u32>,
+    /// Instead of delivering, fill the queue with undeliverable messages and report memory, idle
+    /// CPU and restart time while they wait.
+    #[arg(long)]
+    deferred: bool,
     /// Also run the workload through Postfix (configured and started by scripts/bench).
     #[arg(long)]
     postfix: bool,
@@ -51,7 +56,7 @@ pub struct Options {
     json: Option<PathBuf>,
 }
 
-struct Process(Child);
+pub(crate) struct Process(pub(crate) Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -64,6 +69,11 @@ impl Drop for Process {
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if options.deferred {
+        let report = deferred::run(&options).await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     let mut runs = vec![run_sluice(&options).await?];
     if options.postfix {
         runs.push(postfix::run(&options).await?);
@@ -164,7 +174,7 @@ async fn wait_ready(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
 }
 
 /// Sends every transmission; returns, by recipient, when it was accepted and how long that took.
-async fn send_all(
+pub(crate) async fn send_all(
     client: &reqwest::Client,
     api: &str,
     options: &Options,
