@@ -74,6 +74,15 @@ async fn python_sparkpost_sends_through_sluice() {
         "{results}"
     );
     assert_eq!(results["empty"]["status"], 422, "{results}");
+    // transmissions.get and .list read what was accepted.
+    assert_eq!(results["get"]["state"], "Success", "{results}");
+    assert_eq!(results["get"]["num_generated"], 2, "{results}");
+    assert_eq!(results["get"]["campaign_id"], "compat", "{results}");
+    assert_eq!(
+        results["list"].as_array().map(Vec::len),
+        Some(1),
+        "{results}"
+    );
     assert_eq!(results["unauthorized"]["status"], 401, "{results}");
 
     let messages = sink.wait_for_messages(5, Duration::from_secs(30)).await;

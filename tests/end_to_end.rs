@@ -289,7 +289,7 @@ async fn bad_requests_are_refused_and_queue_nothing() {
 
     // Errors axum answers itself get SparkPost's body too: wrong method, over the size limit
     // (last, since the server closes a connection whose body it did not read).
-    let (status, answer) = server.get("/transmissions/").await;
+    let (status, answer) = server.put("/transmissions/", &json!({})).await;
     assert_eq!(status, 405);
     assert!(answer["errors"][0]["message"].is_string(), "{answer}");
 

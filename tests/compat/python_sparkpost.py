@@ -39,6 +39,9 @@ out["copies"] = sp.transmissions.send(
     text="one message, three envelopes",
 )
 
+out["get"] = sp.transmissions.get(out["personalised"]["id"])
+out["list"] = sp.transmissions.list(campaign_id="compat")
+
 try:
     sp.transmissions.send(recipients=[], from_email="shop@sender.test", subject="s", text="t")
     out["empty"] = "accepted"

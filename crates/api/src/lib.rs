@@ -28,11 +28,13 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route(
             "/transmissions",
-            post(transmission::create).delete(queues::cancel_campaign),
+            post(transmission::create)
+                .get(transmission::record::list)
+                .delete(queues::cancel_campaign),
         )
         .route(
             "/transmissions/{id}",
-            axum::routing::delete(queues::cancel_transmission),
+            get(transmission::record::get).delete(queues::cancel_transmission),
         )
         .route("/sending-domains", post(domains::create).get(domains::list))
         .route(

@@ -253,5 +253,6 @@ pub async fn cancel_transmission(
             "no queued messages of transmission {id}"
         )));
     }
+    crate::transmission::record::mark_canceled(&state, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }

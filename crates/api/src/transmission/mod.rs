@@ -4,6 +4,7 @@
 mod address;
 pub(crate) mod content;
 pub(crate) mod generate;
+pub mod record;
 pub(crate) mod request;
 
 use axum::body::Bytes;
@@ -44,6 +45,7 @@ pub struct CreateQuery {
 struct Transmission {
     id: String,
     campaign_id: String,
+    description: String,
     metadata: Map<String, Value>,
     substitution_data: Map<String, Value>,
     return_path: Option<String>,
@@ -193,6 +195,7 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
     Ok(Transmission {
         id,
         campaign_id,
+        description: request.description.unwrap_or_default(),
         metadata,
         substitution_data,
         return_path: request.return_path,
@@ -411,6 +414,7 @@ async fn answer(
             first.as_str().unwrap_or(""),
         ));
     }
+    record::store(state, &record::summary(t, accepted_count, rejected_count))?;
     state.spool.accept(accepted).await?;
     tracing::info!(transmission_id = %t.id, accepted = accepted_count, rejected = rejected_count, "transmission accepted");
     let mut results = json!({

@@ -28,7 +28,7 @@ pub struct TransmissionRequest {
 }
 
 /// `options`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct Options {
     /// When to send, `YYYY-MM-DDTHH:MM:SS±HH:MM`.
