@@ -124,6 +124,15 @@ pub fn apply_update(
         template.published = Some(merged(base, body, now_ms)?);
         return Ok(template);
     }
+    // Publishing with no draft and no change publishes nothing new: the version stays.
+    let unchanged = body.content.is_none() && body.options.is_none();
+    if body.published == Some(true)
+        && template.draft.is_none()
+        && template.published.is_some()
+        && unchanged
+    {
+        return Ok(template);
+    }
     let base = template
         .draft
         .clone()
@@ -274,5 +283,14 @@ mod tests {
     fn bad_ids_and_missing_names_are_refused() {
         assert!(new_template(&body(json!({"id": "a/b", "name": "x"})), 1).is_err());
         assert!(new_template(&body(json!({"name": null})), 1).is_err());
+    }
+
+    #[test]
+    fn publishing_again_without_a_draft_keeps_the_version() {
+        let template = new_template(&body(json!({"id": "t", "name": "T", "published": true, "content": {"from": "a@b.test", "subject": "s", "text": "t"}})), 1).expect("created");
+        let publish = body(json!({"published": true}));
+        let again = apply_update(template, &publish, false, 2).expect("published again");
+        let twice = apply_update(again, &publish, false, 3).expect("and again");
+        assert_eq!(twice.published.as_ref().map(|p| p.number), Some(0));
     }
 }
