@@ -21,6 +21,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::{json, Value};
 use sluice_testkit::smtp::{Script, SmtpSink};
+use sluice_testkit::webhook::{Behaviour, WebhookReceiver};
 use tokio::sync::Semaphore;
 
 use measure::{machine_busy_s, peak_rss_mib, percentiles, process_cpu_s};
@@ -34,6 +35,9 @@ pub struct Options {
     /// API requests in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Recipients per transmission (each gets its own message).
+    #[arg(long, default_value_t = 1)]
+    recipients: usize,
     /// Size of each message's text part, in KiB.
     #[arg(long, default_value_t = 10)]
     size_kb: usize,
@@ -123,6 +127,8 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         .pool_max_idle_per_host(options.concurrency)
         .build()?;
     wait_ready(&client, &api).await?;
+    let receiver = WebhookReceiver::start("127.0.0.1:0".parse()?, Behaviour::new()).await?;
+    register_webhook(&client, &api, &receiver).await?;
 
     let busy_before = machine_busy_s();
     let started = Instant::now();
@@ -160,7 +166,52 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         "process_cpu_s": process_cpu_s(pid),
         "bench_cpu_s": process_cpu_s(std::process::id()),
         "machine_cpu_s": busy,
+        "webhook_events_per_s": events_per_s(&receiver, options.messages, started).await,
     }))
+}
+
+/// Registers the in-process receiver for injection and delivery events.
+async fn register_webhook(
+    client: &reqwest::Client,
+    api: &str,
+    receiver: &WebhookReceiver,
+) -> anyhow::Result<()> {
+    let webhooks = api.replace("/transmissions", "/webhooks");
+    let body =
+        json!({"name": "bench", "target": receiver.url(), "events": ["injection", "delivery"]});
+    let response = client
+        .post(webhooks)
+        .header("Authorization", "bench")
+        .json(&body)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!(
+            "registering the benchmark webhook failed: HTTP {}",
+            response.status()
+        );
+    }
+    Ok(())
+}
+
+/// Injection and delivery events per second reaching the webhook, from the first request to
+/// the last event, once every delivery's event has arrived (or after a minute more).
+async fn events_per_s(
+    receiver: &WebhookReceiver,
+    messages: usize,
+    started: Instant,
+) -> Option<f64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let batches = receiver.batches();
+        let events: usize = batches.iter().map(|b| b.events().len()).sum();
+        if events >= 2 * messages {
+            let last = batches.iter().map(|b| b.at).max()?;
+            return Some(events as f64 / last.saturating_duration_since(started).as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    None
 }
 
 async fn wait_ready(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
@@ -181,20 +232,31 @@ pub(crate) async fn send_all(
 ) -> anyhow::Result<HashMap<String, (Instant, Duration)>> {
     let text = "x".repeat(options.size_kb * 1024);
     let permits = Arc::new(Semaphore::new(options.concurrency));
-    let mut tasks = Vec::with_capacity(options.messages);
+    let per_request = options.recipients.max(1);
+    let requests = options.messages.div_ceil(per_request);
+    let mut tasks = Vec::with_capacity(requests);
     let mut pace = options.rate.map(|r| {
-        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(r.max(1))));
+        let per_second = f64::from(r.max(1)) / per_request as f64;
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         ticks
     });
-    for i in 0..options.messages {
+    for request in 0..requests {
         if let Some(pace) = pace.as_mut() {
             pace.tick().await;
         }
         let permit = permits.clone().acquire_owned().await?;
-        let rcpt = format!("r{i}@bench.test");
+        let first = request * per_request;
+        let rcpts: Vec<String> = (first..(first + per_request).min(options.messages))
+            .map(|i| format!("r{i}@bench.test"))
+            .collect();
+        let recipients: Vec<Value> = rcpts
+            .iter()
+            .enumerate()
+            .map(|(i, rcpt)| json!({"address": rcpt, "substitution_data": {"n": first + i}}))
+            .collect();
         let body = json!({
-            "recipients": [{"address": rcpt, "substitution_data": {"n": i}}],
+            "recipients": recipients,
             "content": {"from": "bench@sender.test", "subject": "Message {{n}}", "text": text},
         });
         let (client, api) = (client.clone(), api.to_string());
@@ -208,16 +270,16 @@ pub(crate) async fn send_all(
                 .await;
             drop(permit);
             match response {
-                Ok(r) if r.status().is_success() => Ok((rcpt, (Instant::now(), sent.elapsed()))),
+                Ok(r) if r.status().is_success() => Ok((rcpts, (Instant::now(), sent.elapsed()))),
                 Ok(r) => Err(anyhow::anyhow!("transmission refused: HTTP {}", r.status())),
                 Err(e) => Err(anyhow::anyhow!("transmission failed: {e}")),
             }
         }));
     }
-    let mut accepted = HashMap::with_capacity(tasks.len());
+    let mut accepted = HashMap::with_capacity(options.messages);
     for task in tasks {
-        let (rcpt, times) = task.await??;
-        accepted.insert(rcpt, times);
+        let (rcpts, times) = task.await??;
+        accepted.extend(rcpts.into_iter().map(|r| (r, times)));
     }
     Ok(accepted)
 }
@@ -252,6 +314,7 @@ fn print_table(report: &Value) {
     row("accepted", "accepted_per_s", "/s");
     row("delivered end to end", "delivered_per_s", "/s");
     row("machine CPU (all cores)", "machine_cpu_s", " s");
+    row("webhook events", "webhook_events_per_s", "/s");
     if let Some(sluice) = runs.first() {
         let ms = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
         let (a, e) = (
