@@ -9,27 +9,18 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::measure::process_cpu_s;
-use crate::{send_all, Options, Process};
+use crate::{bench_config, send_all, Options, Process};
 
 /// Runs the measurement with `options.messages` deferred messages.
 pub async fn run(options: &Options) -> anyhow::Result<Value> {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-deferred-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    // Nothing listens on `closed`: every attempt fails at connect, and waits an hour.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let config = dir.join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[api]\nlisten = \"127.0.0.1:{port}\"\n[spool]\npath = \"{}\"\n[[api_keys]]\nkey = \"bench\"\n\
-             [routes]\n\"bench.test\" = \"127.0.0.1:{closed}\"\n[queue]\nretry_schedule = [\"1h\"]\n",
-            dir.join("data").display()
-        ),
-    )?;
+    let extra = format!(
+        "[routes]\n\"bench.test\" = \"127.0.0.1:{closed}\"\n[queue]\nretry_schedule = [\"1h\"]\n"
+    );
+    let (dir, config, port) = bench_config("sluice-bench-deferred", &extra)?;
     let api = format!("http://127.0.0.1:{port}/api/v1");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(options.concurrency)

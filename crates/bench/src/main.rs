@@ -93,21 +93,11 @@ async fn main() -> anyhow::Result<()> {
 /// Starts Sluice, drives it, and reports.
 async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
     let sink = SmtpSink::start("127.0.0.1:0".parse()?, Script::new()).await?;
-    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config = dir.join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[api]\nlisten = \"127.0.0.1:{port}\"\n[spool]\npath = \"{}\"\n[[api_keys]]\nkey = \"bench\"\n\
-             [routes]\n\"bench.test\" = \"{}\"\n[shaping.default]\nmax_connections = 20\n",
-            dir.join("data").display(),
-            sink.addr()
-        ),
-    )?;
+    let route = format!(
+        "[routes]\n\"bench.test\" = \"{}\"\n[shaping.default]\nmax_connections = 20\n",
+        sink.addr()
+    );
+    let (dir, config, port) = bench_config("sluice-bench", &route)?;
     let child = Command::new(&options.sluice)
         .args(["serve", "--config"])
         .arg(&config)
@@ -168,6 +158,23 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         "machine_cpu_s": busy,
         "webhook_events_per_s": events_per_s(&receiver, options.messages, started).await,
     }))
+}
+
+/// Writes a config in a fresh temporary directory: a free API port, the spool inside that
+/// directory, the benchmark's key, and `extra`. Returns the directory, the file and the port.
+pub(crate) fn bench_config(name: &str, extra: &str) -> anyhow::Result<(PathBuf, PathBuf, u16)> {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = dir.join("bench.toml");
+    let text = format!(
+        "[api]\nlisten = \"127.0.0.1:{port}\"\n[spool]\npath = \"{}\"\n[[api_keys]]\nkey = \"bench\"\n{extra}",
+        dir.join("data").display()
+    );
+    std::fs::write(&config, text)?;
+    Ok((dir, config, port))
 }
 
 /// Registers the in-process receiver for injection and delivery events.
