@@ -48,6 +48,13 @@ pub struct Options {
     /// so acceptance-to-arrival latency measures Sluice, not a growing queue.
     #[arg(long)]
     rate: Option<u32>,
+    /// Register no webhook at all (the baseline for --dead-webhook).
+    #[arg(long)]
+    no_webhook: bool,
+    /// Make the benchmark's webhook answer 503 to every batch after it is registered, to show
+    /// what a dead receiver costs delivery.
+    #[arg(long)]
+    dead_webhook: bool,
     /// Instead of delivering, fill the queue with undeliverable messages and report memory, idle
     /// CPU and restart time while they wait.
     #[arg(long)]
@@ -118,7 +125,12 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         .build()?;
     wait_ready(&client, &api).await?;
     let receiver = WebhookReceiver::start("127.0.0.1:0".parse()?, Behaviour::new()).await?;
-    register_webhook(&client, &api, &receiver).await?;
+    if !options.no_webhook {
+        register_webhook(&client, &api, &receiver).await?;
+    }
+    if options.dead_webhook {
+        receiver.set_behaviour(Behaviour::new().status(503));
+    }
 
     let busy_before = machine_busy_s();
     let started = Instant::now();
@@ -156,7 +168,7 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         "process_cpu_s": process_cpu_s(pid),
         "bench_cpu_s": process_cpu_s(std::process::id()),
         "machine_cpu_s": busy,
-        "webhook_events_per_s": events_per_s(&receiver, options.messages, started).await,
+        "webhook_events_per_s": if options.dead_webhook || options.no_webhook { None } else { events_per_s(&receiver, options.messages, started).await },
     }))
 }
 

@@ -64,6 +64,18 @@ impl EventLog {
         Ok(())
     }
 
+    /// How many events have ids above `after`, counting no further than `limit`. Reads keys
+    /// only.
+    pub fn count_after(&self, after: u64, limit: usize) -> Result<usize, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        let mut count = 0;
+        for key in self.tree.range(start..).keys().take(limit) {
+            key?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// Up to `limit` events with ids above `after`, oldest first.
     pub fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let start = after.saturating_add(1).to_be_bytes();
