@@ -7,9 +7,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -20,7 +18,7 @@ pub enum StoreError {
     /// sled reported an error (disk full, read-only file system, I/O error, corruption).
     #[error("spool storage failed: {0}")]
     Storage(#[from] sled::Error),
-    /// The flush task is gone: the store is shutting down.
+    /// The flush thread is gone: the store is shutting down.
     #[error("spool is shutting down")]
     Closed,
     /// An earlier flush failed; the store refuses writes until restarted.
@@ -28,7 +26,7 @@ pub enum StoreError {
     Failed,
 }
 
-/// A handle to the database and its group-commit task. Cheap to clone.
+/// A handle to the database and its group-commit thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
@@ -37,7 +35,7 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path` and starts the group-commit task.
+    /// Opens (or creates) the database at `path` and starts the group-commit thread.
     ///
     /// `cache_bytes` bounds sled's page cache.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
