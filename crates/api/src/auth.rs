@@ -90,9 +90,15 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Fails with 403 unless the key holds `grant` (or `*`).
+    /// Fails with 403 unless the key holds `grant`, `*`, or for a `…/view` grant the matching
+    /// `…/modify`.
     pub fn require(&self, grant: &str) -> Result<(), ApiError> {
-        if self.grants.iter().any(|g| g == "*" || g == grant) {
+        // A key that may change a resource may also read it: `x/modify` covers `x/view`.
+        let modify = grant
+            .strip_suffix("/view")
+            .map(|resource| format!("{resource}/modify"));
+        let held = |g: &String| g == "*" || g == grant || modify.as_deref() == Some(g.as_str());
+        if self.grants.iter().any(held) {
             Ok(())
         } else {
             Err(ApiError::forbidden(grant))
@@ -150,5 +156,19 @@ mod tests {
             Some("abc123")
         );
         assert_eq!(key_from_header("  "), None);
+    }
+
+    #[test]
+    fn modify_grants_cover_reading_and_nothing_else() {
+        let caller = Caller {
+            grants: vec!["webhooks/modify".into()],
+        };
+        assert!(caller.require("webhooks/view").is_ok());
+        assert!(caller.require("webhooks/modify").is_ok());
+        assert!(caller.require("templates/view").is_err());
+        let viewer = Caller {
+            grants: vec!["webhooks/view".into()],
+        };
+        assert!(viewer.require("webhooks/modify").is_err());
     }
 }

@@ -74,9 +74,7 @@ pub async fn create(
 
 /// `GET /webhooks`.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller
-        .require("webhooks/view")
-        .or_else(|_| caller.require("webhooks/modify"))?;
+    caller.require("webhooks/view")?;
     let webhooks: Vec<Value> = state.webhooks.list()?.iter().map(to_json).collect();
     Ok(Json(json!({ "results": webhooks })))
 }
@@ -87,9 +85,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require("webhooks/view")
-        .or_else(|_| caller.require("webhooks/modify"))?;
+    caller.require("webhooks/view")?;
     let webhook = find(&state, &id)?;
     Ok(Json(json!({ "results": to_json(&webhook) })))
 }
@@ -179,9 +175,7 @@ pub async fn batch_status(
     Path(id): Path<String>,
     Query(query): Query<BatchStatusQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require("webhooks/view")
-        .or_else(|_| caller.require("webhooks/modify"))?;
+    caller.require("webhooks/view")?;
     find(&state, &id)?;
     let since = now_ms().saturating_sub(24 * 3600 * 1000);
     let statuses = state
@@ -240,7 +234,7 @@ pub async fn replay(
 
 /// `GET /webhooks/events/documentation`: every event type and its fields, with sample values.
 pub async fn documentation(caller: Caller) -> Result<Json<Value>, ApiError> {
-    require_view(&caller)?;
+    caller.require("webhooks/view")?;
     Ok(Json(json!({ "results": catalogue::documentation() })))
 }
 
@@ -256,7 +250,7 @@ pub async fn samples(
     caller: Caller,
     Query(query): Query<SamplesQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require_view(&caller)?;
+    caller.require("webhooks/view")?;
     let names = query.events.unwrap_or_default();
     let mut kinds = Vec::new();
     for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -268,12 +262,6 @@ pub async fn samples(
         kinds = EventKind::ALL.to_vec();
     }
     Ok(Json(json!({ "results": catalogue::samples(&kinds) })))
-}
-
-fn require_view(caller: &Caller) -> Result<(), ApiError> {
-    caller
-        .require("webhooks/view")
-        .or_else(|_| caller.require("webhooks/modify"))
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

@@ -73,9 +73,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require("transmissions/view")
-        .or_else(|_| caller.require("transmissions/modify"))?;
+    caller.require("transmissions/view")?;
     let tree = state.store.tree("transmissions")?;
     let summary = tree
         .get(id.as_bytes())?
@@ -97,9 +95,7 @@ pub async fn list(
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
-        .require("transmissions/view")
-        .or_else(|_| caller.require("transmissions/modify"))?;
+    caller.require("transmissions/view")?;
     let tree = state.store.tree("transmissions")?;
     let wanted = |summary: &Value| {
         query
