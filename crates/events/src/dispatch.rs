@@ -177,14 +177,18 @@ async fn deliver_one_batch(shared: &Shared, id: &str) -> Result<bool, StoreError
     let Some(mut webhook) = shared.webhooks.get(id)? else {
         return Ok(false);
     };
-    let mut batch = match shared.webhooks.pending(id)? {
-        Some(batch) => batch,
+    // A batch recorded before a restart is read back from the log; a new one arrives with the
+    // events it was formed from.
+    let (mut batch, events) = match shared.webhooks.pending(id)? {
+        Some(batch) => {
+            let events = batch_events(shared, &webhook, &batch)?;
+            (batch, events)
+        }
         None => match next_batch(shared, &webhook).await? {
-            Some(batch) => batch,
+            Some(formed) => formed,
             None => return Ok(true),
         },
     };
-    let events = batch_events(shared, &webhook, &batch)?;
     if events.is_empty() {
         // Retention removed the batch's events before they could be sent.
         shared.webhooks.advance(id, batch.upto)?;
@@ -216,12 +220,13 @@ async fn deliver_one_batch(shared: &Shared, id: &str) -> Result<bool, StoreError
     }
 }
 
-/// Waits for wanted events after the cursor and records them as the next batch. Returns None
-/// when the events read were all filtered out (the cursor moves past them).
+/// Waits for wanted events after the cursor, records them as the next batch, and returns it with
+/// its wanted events. Returns None when the events read were all filtered out (the cursor moves
+/// past them).
 async fn next_batch(
     shared: &Shared,
     webhook: &Webhook,
-) -> Result<Option<PendingBatch>, StoreError> {
+) -> Result<Option<(PendingBatch, Vec<Event>)>, StoreError> {
     let after = shared.webhooks.cursor(&webhook.id)?;
     let events = gather(shared, after).await?;
     let Some(upto) = events.last().map(|e| e.event_id) else {
@@ -239,7 +244,11 @@ async fn next_batch(
         attempts: 0,
     };
     shared.webhooks.set_pending(&webhook.id, &batch)?;
-    Ok(Some(batch))
+    let wanted = events
+        .into_iter()
+        .filter(|e| webhook.wants(e.kind))
+        .collect();
+    Ok(Some((batch, wanted)))
 }
 
 /// How often a filling batch checks whether it is full.
