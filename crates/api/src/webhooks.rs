@@ -138,25 +138,7 @@ pub async fn validate(
 ) -> Result<Json<Value>, ApiError> {
     caller.require("webhooks/modify")?;
     let mut webhook = find(&state, &id)?;
-    let outcome = state
-        .dispatcher
-        .post(
-            &mut webhook,
-            &uuid::Uuid::new_v4().to_string(),
-            &json!([{"msys": {}}]),
-        )
-        .await;
-    let response =
-        json!({"status": outcome.status, "headers": outcome.headers, "body": outcome.body});
-    if !outcome.accepted() {
-        let error = ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Test POST to endpoint failed",
-            "",
-            failure_text(&outcome),
-        );
-        return Err(error.with("response", response));
-    }
+    let response = test_target(&state, &mut webhook).await?;
     Ok(Json(
         json!({"results": {"msg": "Test POST to endpoint succeeded", "response": response}}),
     ))
@@ -372,8 +354,9 @@ fn check_target(target: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Sends the creation test batch; anything but a 2xx refuses the webhook.
-async fn test_target(state: &AppState, webhook: &mut Webhook) -> Result<(), ApiError> {
+/// Sends the test batch `[{"msys":{}}]` and returns what the target answered; anything but a
+/// 2xx is a 400 carrying the answer.
+async fn test_target(state: &AppState, webhook: &mut Webhook) -> Result<Value, ApiError> {
     let outcome = state
         .dispatcher
         .post(
@@ -382,11 +365,11 @@ async fn test_target(state: &AppState, webhook: &mut Webhook) -> Result<(), ApiE
             &json!([{"msys": {}}]),
         )
         .await;
-    if outcome.accepted() {
-        return Ok(());
-    }
     let response =
         json!({"status": outcome.status, "headers": outcome.headers, "body": outcome.body});
+    if outcome.accepted() {
+        return Ok(response);
+    }
     let error = ApiError::new(
         StatusCode::BAD_REQUEST,
         "Test POST to endpoint failed",
