@@ -321,6 +321,12 @@ async fn replay_sends_the_log_again_and_the_catalogue_answers() {
     assert_eq!(status, 422);
 }
 
+/// An events search path for `query`. The default window ends a minute ago, so the tests,
+/// which search events of the last seconds, give the end of the window themselves.
+fn search(query: &str) -> String {
+    format!("/events/message?to=2100-01-01T00:00:00Z&{query}")
+}
+
 /// Follows `links.next` from `path` and returns every event and each page's `total_count`.
 async fn all_pages(server: &Server, path: &str) -> (Vec<Value>, Vec<u64>) {
     let (mut events, mut totals) = (Vec::new(), Vec::new());
@@ -346,16 +352,16 @@ async fn events_search_filters_and_pages_return_exactly_the_matching_events() {
     sink.wait_for_messages(7, WAIT).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let (_, page) = server.get("/events/message?events=delivery").await;
+        let (_, page) = server.get(&search("events=delivery")).await;
         if page["total_count"] == 7 || tokio::time::Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let (all, _) = all_pages(&server, "/events/message?per_page=100").await;
+    let (all, _) = all_pages(&server, &search("per_page=100")).await;
     assert_eq!(all.len(), 14, "7 injections and 7 deliveries");
-    let (paged, totals) = all_pages(&server, "/events/message?per_page=3").await;
+    let (paged, totals) = all_pages(&server, &search("per_page=3")).await;
     assert_eq!(totals.len(), 5);
     assert!(totals.iter().all(|t| *t == 14));
     let ids = |events: &[Value]| -> Vec<String> {
@@ -368,7 +374,7 @@ async fn events_search_filters_and_pages_return_exactly_the_matching_events() {
 
     let (sale, totals) = all_pages(
         &server,
-        "/events/message?events=delivery&campaigns=sale&per_page=2",
+        &search("events=delivery&campaigns=sale&per_page=2"),
     )
     .await;
     assert_eq!(sale.len(), 4);
@@ -376,13 +382,13 @@ async fn events_search_filters_and_pages_return_exactly_the_matching_events() {
     assert!(sale
         .iter()
         .all(|e| e["type"] == "delivery" && e["campaign_id"] == "spring-sale"));
-    let (one, _) = all_pages(&server, "/events/message?recipients=Q2@example.test").await;
+    let (one, _) = all_pages(&server, &search("recipients=Q2@example.test")).await;
     assert_eq!(one.len(), 2);
     assert!(one.iter().all(|e| e["rcpt_to"] == "q2@example.test"));
     let message = one[0]["message_id"].as_str().unwrap_or("").to_string();
     let (by_message, _) = all_pages(
         &server,
-        &format!("/events/message?messages={message}&events=injection"),
+        &search(&format!("messages={message}&events=injection")),
     )
     .await;
     assert_eq!(by_message.len(), 1);
@@ -391,14 +397,31 @@ async fn events_search_filters_and_pages_return_exactly_the_matching_events() {
         .is_some_and(|t| t.ends_with('Z')));
     let (none, _) = all_pages(
         &server,
-        "/events/message?campaigns=sale&recipients=q1@example.test",
+        &search("campaigns=sale&recipients=q1@example.test"),
     )
     .await;
     assert!(none.is_empty());
 
-    let (_, page) = server
-        .get("/events/message?events=injection&per_page=1")
-        .await;
+    let wanted = [&all[0], &all[5]].map(|e| e["event_id"].as_str().unwrap_or("").to_string());
+    let (by_id, _) = all_pages(&server, &search(&format!("event_ids={}", wanted.join(",")))).await;
+    assert_eq!(ids(&by_id), wanted);
+    let count = |events: Vec<Value>| events.len();
+    for (filter, expected) in [
+        ("sending_domains=sender.test", 14),
+        ("sending_domains=sender", 14),
+        ("sending_domains=other.test", 0),
+        ("subaccounts=0", 14),
+        ("subaccounts=3", 0),
+        ("reasons=unknown", 0),
+        ("mailbox_providers=google", 0),
+        ("ab_tests=welcome", 0),
+    ] {
+        let (found, _) = all_pages(&server, &search(filter)).await;
+        assert_eq!(count(found), expected, "{filter}");
+    }
+    assert!(all.iter().all(|e| e["sending_domain"] == "sender.test"));
+
+    let (_, page) = server.get(&search("events=injection&per_page=1")).await;
     let next = page["links"]["next"].as_str().unwrap_or("");
     assert!(
         next.contains("events=injection")
@@ -406,7 +429,14 @@ async fn events_search_filters_and_pages_return_exactly_the_matching_events() {
             && next.contains("cursor="),
         "{next}"
     );
-    for bad in ["per_page=0", "events=nope", "cursor=x", "from=tomorrow"] {
+    for bad in [
+        "per_page=0",
+        "events=nope",
+        "cursor=x",
+        "from=tomorrow",
+        "event_ids=seven",
+        "ab_test_versions=1",
+    ] {
         let (status, body) = server.get(&format!("/events/message?{bad}")).await;
         assert_eq!(status, 422, "{bad}: {body}");
         assert!(body["errors"][0]["message"].is_string());

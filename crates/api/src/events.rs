@@ -14,6 +14,8 @@ use crate::state::AppState;
 
 /// The default window reaches this far back.
 const DEFAULT_WINDOW_MS: u64 = 24 * 3600 * 1000;
+/// The default window ends this long before now, as SparkPost's does.
+const DEFAULT_END_LAG_MS: u64 = 60 * 1000;
 /// `per_page` when none is given, and the most allowed.
 const DEFAULT_PER_PAGE: usize = 1000;
 const MAX_PER_PAGE: usize = 10_000;
@@ -52,7 +54,7 @@ fn parse_query(params: &[(String, String)], now: u64) -> Result<SearchQuery, Api
     };
     let to_ms = match get("to") {
         Some(text) => parse_time("to", text)?,
-        None => now,
+        None => now.saturating_sub(DEFAULT_END_LAG_MS),
     };
     if from_ms >= to_ms {
         return Err(ApiError::invalid("from: must be before to"));
@@ -105,8 +107,26 @@ fn parse_filters<'a>(
                 .ok_or_else(|| ApiError::invalid(format!("events: unknown event type {name:?}")))
         })
         .collect::<Result<_, _>>()?;
+    let event_ids = list("event_ids")
+        .iter()
+        .map(|id| {
+            id.parse::<u64>()
+                .map_err(|_| ApiError::invalid(format!("event_ids: {id:?} is not an event id")))
+        })
+        .collect::<Result<_, _>>()?;
+    let ab_tests = list("ab_tests");
+    if ab_tests.is_empty() && !list("ab_test_versions").is_empty() {
+        return Err(ApiError::invalid("ab_test_versions: requires ab_tests"));
+    }
     Ok(Filters {
         events,
+        event_ids,
+        sending_domains: list("sending_domains"),
+        reasons: list("reasons"),
+        subaccounts: list("subaccounts"),
+        mailbox_providers: list("mailbox_providers"),
+        mailbox_provider_regions: list("mailbox_provider_regions"),
+        ab_tests,
         recipients: list("recipients"),
         campaigns: list("campaigns"),
         messages: list("messages"),
@@ -169,11 +189,16 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_the_last_day_and_a_thousand_per_page() {
+    fn defaults_are_the_last_day_up_to_a_minute_ago_and_a_thousand_per_page() {
         let q = parse_query(&[], 100_000_000).expect("empty query is valid");
         assert_eq!(
             (q.from_ms, q.to_ms, q.per_page, q.after),
-            (100_000_000 - DEFAULT_WINDOW_MS, 100_000_000, 1000, None)
+            (
+                100_000_000 - DEFAULT_WINDOW_MS,
+                100_000_000 - 60_000,
+                1000,
+                None
+            )
         );
     }
 
@@ -190,6 +215,8 @@ mod tests {
                 ("to", "2026-01-01T00:00:00Z"),
             ]),
             params(&[("events", "delivery,nonsense")]),
+            params(&[("event_ids", "12,x")]),
+            params(&[("ab_test_versions", "2")]),
         ] {
             assert!(parse_query(&bad, 1_800_000_000_000).is_err(), "{bad:?}");
         }

@@ -109,7 +109,9 @@ pub async fn update(
     if new_target {
         test_target(&state, &mut webhook).await?;
     }
-    state.webhooks.put(&webhook)?;
+    if !state.webhooks.update(&webhook)? {
+        return Err(missing(&id));
+    }
     state.store.durable().await?;
     state.dispatcher.restart(&id);
     Ok(Json(json!({"results": {"id": id, "links": links(&id)}})))
@@ -123,7 +125,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     caller.require("webhooks/modify")?;
     if !state.webhooks.delete(&id)? {
-        return Err(ApiError::not_found(format!("no webhook with id {id}")));
+        return Err(missing(&id));
     }
     state.store.durable().await?;
     state.dispatcher.restart(&id);
@@ -253,10 +255,11 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 fn find(state: &AppState, id: &str) -> Result<Webhook, ApiError> {
-    state
-        .webhooks
-        .get(id)?
-        .ok_or_else(|| ApiError::not_found(format!("no webhook with id {id}")))
+    state.webhooks.get(id)?.ok_or_else(|| missing(id))
+}
+
+fn missing(id: &str) -> ApiError {
+    ApiError::not_found(format!("no webhook with id {id}"))
 }
 
 /// Copies the given fields onto `webhook`, checking each.

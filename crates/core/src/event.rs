@@ -161,6 +161,15 @@ pub struct MessageFacts {
     pub amp_enabled: bool,
 }
 
+impl MessageFacts {
+    /// The domain of the From header's address: the domain the message is sent as.
+    pub fn sending_domain(&self) -> &str {
+        self.friendly_from
+            .rsplit_once('@')
+            .map_or("", |(_, domain)| domain)
+    }
+}
+
 /// What one delivery attempt (or policy decision) adds to the message facts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -185,6 +194,8 @@ pub struct AttemptFacts {
     pub raw_reason: Option<String>,
     /// The reply with addresses masked.
     pub reason: Option<String>,
+    /// The mailbox provider whose servers the attempt went to, when the MX hosts matched one.
+    pub mailbox_provider: Option<String>,
 }
 
 /// One entry of the event log.
@@ -221,6 +232,13 @@ impl Event {
     pub fn to_search_json(&self) -> Value {
         let mut body = self.common_fields(true);
         body.insert("timestamp".into(), iso8601_ms(self.timestamp_ms).into());
+        body.insert(
+            "sending_domain".into(),
+            self.message.sending_domain().into(),
+        );
+        if let Some(provider) = &self.attempt.mailbox_provider {
+            body.insert("mailbox_provider".into(), provider.clone().into());
+        }
         Value::Object(body)
     }
 

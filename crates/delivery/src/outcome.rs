@@ -44,6 +44,7 @@ pub(crate) fn attempt_facts(
         queue_time_ms: Some(now_ms().saturating_sub(message.facts.injection_time_ms)),
         num_retries: Some(message.attempts),
         outbound_tls: session.map(|s| s.tls),
+        mailbox_provider: key.and_then(|k| k.site.provider.clone()),
         ..AttemptFacts::default()
     }
 }

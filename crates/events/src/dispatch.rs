@@ -203,7 +203,7 @@ async fn deliver_one_batch(shared: &Shared, id: &str) -> Result<bool, StoreError
         if outcome.accepted() {
             tracing::debug!(webhook = %id, batch = %batch.batch_id, events = events.len(), "batch delivered");
             webhook.last_successful_ms = Some(now_ms());
-            shared.webhooks.put(&webhook)?;
+            shared.webhooks.record_delivery_state(&webhook)?;
             shared.webhooks.advance(id, batch.upto)?;
             return Ok(true);
         }
@@ -308,7 +308,7 @@ fn record_failure(
 ) -> Result<(), StoreError> {
     tracing::info!(webhook = %webhook.id, batch = %batch.batch_id, status = outcome.status, failure = outcome.failure.as_deref().unwrap_or(""), "webhook target refused a batch");
     webhook.last_failure_ms = Some(now_ms());
-    shared.webhooks.put(webhook)?;
+    shared.webhooks.record_delivery_state(webhook)?;
     shared.webhooks.record_status(
         &webhook.id,
         &BatchStatus {

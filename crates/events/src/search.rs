@@ -46,6 +46,21 @@ pub struct Filters {
     pub templates: Vec<String>,
     /// Envelope or header sender addresses, matched whole and case-insensitively.
     pub from_addresses: Vec<String>,
+    /// Event ids.
+    pub event_ids: Vec<u64>,
+    /// The From header's domain, by keyword (dots separate keywords too).
+    pub sending_domains: Vec<String>,
+    /// Failure reasons, by keyword.
+    pub reasons: Vec<String>,
+    /// Subaccount ids.
+    pub subaccounts: Vec<String>,
+    /// Mailbox providers, by keyword.
+    pub mailbox_providers: Vec<String>,
+    /// Mailbox provider regions, by keyword. Sluice records no region, so any value given
+    /// matches no event.
+    pub mailbox_provider_regions: Vec<String>,
+    /// A/B test ids, by keyword. Sluice runs no A/B tests, so any value given matches no event.
+    pub ab_tests: Vec<String>,
 }
 
 /// One search request.
@@ -126,6 +141,9 @@ fn indexed_ids(
     lo: u64,
     hi: u64,
 ) -> Result<Option<BTreeSet<u64>>, StoreError> {
+    if !filters.event_ids.is_empty() {
+        return Ok(Some(filters.event_ids.iter().copied().collect()));
+    }
     let (field, values) = if !filters.messages.is_empty() {
         (IndexField::Message, &filters.messages)
     } else if !filters.recipients.is_empty() {
@@ -148,7 +166,10 @@ pub fn matches(event: &Event, f: &Filters) -> bool {
     let a = &event.attempt;
     let message_id = m.message_id.map(|id| id.to_string()).unwrap_or_default();
     let bounce_class = a.bounce_class.map(|c| c.to_string()).unwrap_or_default();
-    let sending_ip = a.sending_ip.clone().unwrap_or_default();
+    let sending_ip = a.sending_ip.as_deref().unwrap_or_default();
+    let reason = a.reason.as_deref().unwrap_or_default();
+    let provider = a.mailbox_provider.as_deref().unwrap_or_default();
+    let subaccount = m.subaccount_id.to_string();
     (f.events.is_empty() || f.events.contains(&event.kind))
         && exact(&f.recipients, &[&m.rcpt_to])
         && keyword(&f.campaigns, &m.campaign_id, false)
@@ -158,9 +179,16 @@ pub fn matches(event: &Event, f: &Filters) -> bool {
         && keyword(&f.subjects, &m.subject, false)
         && exact(&f.bounce_classes, &[&bounce_class])
         && keyword(&f.ip_pools, &m.ip_pool, false)
-        && exact(&f.sending_ips, &[&sending_ip])
+        && exact(&f.sending_ips, &[sending_ip])
         && keyword(&f.templates, &m.template_id, false)
         && exact(&f.from_addresses, &[&m.msg_from, &m.friendly_from])
+        && (f.event_ids.is_empty() || f.event_ids.contains(&event.event_id))
+        && keyword(&f.sending_domains, m.sending_domain(), true)
+        && keyword(&f.reasons, reason, false)
+        && exact(&f.subaccounts, &[&subaccount])
+        && keyword(&f.mailbox_providers, provider, false)
+        && keyword(&f.mailbox_provider_regions, "", false)
+        && keyword(&f.ab_tests, "", false)
 }
 
 /// No wanted values, or one of them equals one of the fields, ignoring case.
@@ -259,6 +287,75 @@ mod tests {
             subjects: vec!["other".into()],
             ..Filters::default()
         }));
+    }
+
+    #[test]
+    fn attempt_filters_match_reason_provider_and_sending_domain() {
+        let mut e = event(EventKind::Bounce, "ann@x.test", "c", "s");
+        e.event_id = 77;
+        e.message.friendly_from = "news@mail.sender.test".into();
+        e.message.subaccount_id = 4;
+        e.attempt.reason = Some("550 5.1.1 user-unknown".into());
+        e.attempt.mailbox_provider = Some("google".into());
+        let f = |filters: Filters| matches(&e, &filters);
+        let yes = [
+            Filters {
+                event_ids: vec![3, 77],
+                ..Filters::default()
+            },
+            Filters {
+                sending_domains: vec!["sender".into()],
+                ..Filters::default()
+            },
+            Filters {
+                reasons: vec!["unknown".into()],
+                ..Filters::default()
+            },
+            Filters {
+                subaccounts: vec!["4".into()],
+                ..Filters::default()
+            },
+            Filters {
+                mailbox_providers: vec!["Google".into()],
+                ..Filters::default()
+            },
+        ];
+        let no = [
+            Filters {
+                event_ids: vec![78],
+                ..Filters::default()
+            },
+            Filters {
+                sending_domains: vec!["x.test".into()],
+                ..Filters::default()
+            },
+            Filters {
+                reasons: vec!["unkn".into()],
+                ..Filters::default()
+            },
+            Filters {
+                subaccounts: vec!["0".into()],
+                ..Filters::default()
+            },
+            Filters {
+                mailbox_providers: vec!["yahoo".into()],
+                ..Filters::default()
+            },
+            Filters {
+                mailbox_provider_regions: vec!["global".into()],
+                ..Filters::default()
+            },
+            Filters {
+                ab_tests: vec!["t".into()],
+                ..Filters::default()
+            },
+        ];
+        for filters in yes {
+            assert!(f(filters.clone()), "{filters:?}");
+        }
+        for filters in no {
+            assert!(!f(filters.clone()), "{filters:?}");
+        }
     }
 
     #[tokio::test]

@@ -133,12 +133,45 @@ impl WebhookStore {
     /// Creates a webhook whose cursor starts at `cursor`, so it receives events after it.
     pub fn create(&self, webhook: &Webhook, cursor: u64) -> Result<(), StoreError> {
         self.cursors.insert(&webhook.id, &cursor.to_be_bytes())?;
-        self.put(webhook)
+        self.webhooks.insert(&webhook.id, to_json(webhook))?;
+        Ok(())
     }
 
-    /// Writes a webhook's settings.
-    pub fn put(&self, webhook: &Webhook) -> Result<(), StoreError> {
-        self.webhooks.insert(&webhook.id, to_json(webhook))?;
+    /// Replaces an existing webhook's settings, keeping the delivery times recorded since it
+    /// was read. False, and nothing written, when the webhook was deleted meanwhile.
+    pub fn update(&self, webhook: &Webhook) -> Result<bool, StoreError> {
+        let previous = self.webhooks.fetch_and_update(&webhook.id, |current| {
+            let bytes = current?;
+            let mut next = webhook.clone();
+            if let Ok(stored) = serde_json::from_slice::<Webhook>(bytes) {
+                next.last_successful_ms = next.last_successful_ms.max(stored.last_successful_ms);
+                next.last_failure_ms = next.last_failure_ms.max(stored.last_failure_ms);
+            }
+            Some(to_json(&next))
+        })?;
+        Ok(previous.is_some())
+    }
+
+    /// Writes back what delivery learned about a webhook: when a batch last succeeded or
+    /// failed, and a fresh oauth2 token. Settings changed through the API meanwhile are kept,
+    /// a token is kept only while the webhook still fetches tokens the same way, and a webhook
+    /// deleted meanwhile stays deleted.
+    pub fn record_delivery_state(&self, from: &Webhook) -> Result<(), StoreError> {
+        self.webhooks.fetch_and_update(&from.id, |current| {
+            let bytes = current?;
+            let Ok(mut stored) = serde_json::from_slice::<Webhook>(bytes) else {
+                return Some(bytes.to_vec());
+            };
+            stored.last_successful_ms = stored.last_successful_ms.max(from.last_successful_ms);
+            stored.last_failure_ms = stored.last_failure_ms.max(from.last_failure_ms);
+            if stored.auth_type == from.auth_type
+                && stored.auth_request_details == from.auth_request_details
+            {
+                stored.auth_credentials = from.auth_credentials.clone();
+                stored.token_expires_ms = from.token_expires_ms;
+            }
+            Some(to_json(&stored))
+        })?;
         Ok(())
     }
 
@@ -231,4 +264,46 @@ fn status_prefix(id: &str) -> Vec<u8> {
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // These are plain structs of strings, numbers and JSON values: serialising cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_state_never_undoes_an_update_or_a_delete() -> Result<(), StoreError> {
+        let dir = std::env::temp_dir().join(format!("sluice-webhook-{}", std::process::id()));
+        let store = Store::open(&dir, 8 << 20)?;
+        let hooks = WebhookStore::open(&store)?;
+        let old = Webhook {
+            id: "w1".into(),
+            target: "http://127.0.0.1:1/old".into(),
+            auth_type: "none".into(),
+            ..Webhook::default()
+        };
+        hooks.create(&old, 0)?;
+        // The dispatcher holds `old` while an operator moves the webhook elsewhere.
+        let moved = Webhook {
+            target: "http://127.0.0.1:1/new".into(),
+            ..old.clone()
+        };
+        assert!(hooks.update(&moved)?);
+        let delivered = Webhook {
+            last_successful_ms: Some(5),
+            ..old.clone()
+        };
+        hooks.record_delivery_state(&delivered)?;
+        let stored = hooks.get("w1")?.expect("webhook kept");
+        assert_eq!(stored.target, "http://127.0.0.1:1/new");
+        assert_eq!(stored.last_successful_ms, Some(5));
+
+        assert!(hooks.delete("w1")?);
+        hooks.record_delivery_state(&delivered)?;
+        assert!(hooks.get("w1")?.is_none());
+        assert!(!hooks.update(&moved)?);
+        assert!(hooks.get("w1")?.is_none());
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
 }
