@@ -320,6 +320,23 @@ fn queue_cli(server: &Server, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("the CLI prints JSON")
 }
 
+/// Sends one message to a suspended queue and returns the `delay` event that reports it held.
+async fn send_one_held(server: &Server, receiver: &WebhookReceiver) -> Value {
+    let (status, body) = server
+        .post("/transmissions", &json!({"recipients": [{"address": "held@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let events = receiver
+        .wait_for_events(|e| !message_events(e, "delay").is_empty(), WAIT)
+        .await;
+    let delay = message_events(&events, "delay")[0].clone();
+    assert_eq!(
+        delay["raw_reason"],
+        "421 4.4.5 [internal] queue suspended by operator"
+    );
+    delay
+}
+
 #[tokio::test]
 async fn an_operator_suspends_a_domain_sees_why_mail_waits_and_resumes_it() {
     let sink = sink(Script::new()).await;
@@ -328,18 +345,7 @@ async fn an_operator_suspends_a_domain_sees_why_mail_waits_and_resumes_it() {
     register_webhook(&server, &receiver).await;
     queue_cli(&server, &["suspend", "--domain", "example.test"]);
 
-    let (status, body) = server
-        .post("/transmissions", &json!({"recipients": [{"address": "held@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let events = receiver
-        .wait_for_events(|e| !message_events(e, "delay").is_empty(), WAIT)
-        .await;
-    let delay = &message_events(&events, "delay")[0];
-    assert_eq!(
-        delay["raw_reason"],
-        "421 4.4.5 [internal] queue suspended by operator"
-    );
+    let delay = send_one_held(&server, &receiver).await;
     let id = delay["message_id"]
         .as_str()
         .expect("message id")
@@ -367,6 +373,30 @@ async fn an_operator_suspends_a_domain_sees_why_mail_waits_and_resumes_it() {
         message_events(&receiver.events(), "bounce").is_empty(),
         "a suspension never bounces"
     );
+}
+
+#[tokio::test]
+async fn an_operator_suspends_a_site_and_its_messages_wait_until_resumed() {
+    let sink = sink(Script::new()).await;
+    let receiver = receiver().await;
+    let server = Server::start("suspend-site", &fast_config(&hop(sink.addr()))).await;
+    register_webhook(&server, &receiver).await;
+    // A static route is its own site, named after the hop.
+    let site = format!("route:{}", hop(sink.addr()));
+    queue_cli(&server, &["suspend", "--site", &site]);
+
+    send_one_held(&server, &receiver).await;
+    let summary = queue_cli(&server, &["summary"]);
+    assert_eq!(summary["sites"][&site]["count"], 1, "{summary}");
+    assert_eq!(summary["sites"][&site]["suspended"], true, "{summary}");
+    assert!(
+        sink.messages().is_empty(),
+        "nothing is sent to a suspended site"
+    );
+
+    queue_cli(&server, &["resume", "--site", &site]);
+    let delivered = sink.wait_for_messages(1, WAIT).await;
+    assert_eq!(delivered.len(), 1, "log:\n{}", server.log());
 }
 
 #[tokio::test]

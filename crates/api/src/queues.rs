@@ -23,6 +23,7 @@ const GRANT: &str = "queues/manage";
 pub struct ScopeBody {
     domain: Option<String>,
     pool: Option<String>,
+    site: Option<String>,
     campaign_id: Option<String>,
     transmission_id: Option<String>,
 }
@@ -42,6 +43,7 @@ impl ScopeBody {
         let given = [
             clean(self.domain, "domain")?.map(|d| Scope::Domain(d.to_ascii_lowercase())),
             clean(self.pool, "pool")?.map(|p| Scope::Pool(p.to_ascii_lowercase())),
+            clean(self.site, "site")?.map(|s| Scope::Site(s.to_ascii_lowercase())),
             clean(self.campaign_id, "campaign_id")?.map(Scope::Campaign),
             clean(self.transmission_id, "transmission_id")?.map(Scope::Transmission),
         ];
@@ -49,13 +51,13 @@ impl ScopeBody {
         match (scopes.next(), scopes.next()) {
             (Some(scope), None) => Ok(scope),
             _ => Err(ApiError::missing(
-                "exactly one of domain, pool, campaign_id or transmission_id is required",
+                "exactly one of domain, site, pool, campaign_id or transmission_id is required",
             )),
         }
     }
 }
 
-/// `GET /queues`: counts by domain and pool, oldest message, next attempt, last reply.
+/// `GET /queues`: counts by domain, site and pool, oldest message, next attempt, last reply.
 pub async fn summary(
     State(state): State<AppState>,
     caller: Caller,
@@ -72,6 +74,7 @@ pub async fn summary(
     Ok(Json(json!({"results": {
         "total": summary.total,
         "domains": group(&summary.domains),
+        "sites": group(&summary.sites),
         "pools": group(&summary.pools),
         "suspended": summary.suspended,
     }})))

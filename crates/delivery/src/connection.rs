@@ -9,7 +9,7 @@ use sluice_core::config::{ShapingRule, TlsPolicy};
 use sluice_queue::{cancel_facts, QueuedMessage, Standing};
 
 use crate::classify::{asks_to_slow_down, local_failure, Verdict};
-use crate::engine::{lock, read, QueueKey, Shared};
+use crate::engine::{hold, lock, read, QueueKey, Shared};
 use crate::outcome::{attempt_facts, record, verdict_name, Session};
 use crate::route::Host;
 use crate::smtp::{Connection, ConnectionSettings, Phase, SmtpError};
@@ -245,6 +245,10 @@ async fn deliver(
             tracing::error!(message_id = %message.id, error = %e, "reading a message from the spool failed");
             return false;
         }
+    }
+    if shared.spool.is_site_suspended(&key.site.name) {
+        hold(shared, message);
+        return true;
     }
     let body = match shared.spool.body(message.id) {
         Ok(Some(body)) => body,

@@ -158,7 +158,14 @@ async fn route_and_enqueue(shared: Arc<Shared>, message: QueuedMessage) {
     }
 }
 
-fn enqueue(shared: &Arc<Shared>, message: QueuedMessage, route: Arc<Route>) {
+fn enqueue(shared: &Arc<Shared>, mut message: QueuedMessage, route: Arc<Route>) {
+    if message.site.as_deref() != Some(route.site.name.as_str()) {
+        message.site = Some(route.site.name.clone());
+    }
+    if shared.spool.is_site_suspended(&route.site.name) {
+        hold(shared, message);
+        return;
+    }
     let key = QueueKey {
         source: shared.egress.pick(&message.pool),
         site: route.site.clone(),
@@ -174,6 +181,14 @@ fn enqueue(shared: &Arc<Shared>, message: QueuedMessage, route: Arc<Route>) {
     } else if queue.connections < queue.throttle.max_connections() {
         queue.connections += 1;
         tokio::spawn(drive_connection(shared.clone(), key));
+    }
+}
+
+/// Puts a message of a suspended site back in the spool instead of sending it.
+pub(crate) fn hold(shared: &Shared, message: QueuedMessage) {
+    let id = message.id;
+    if let Err(e) = shared.spool.hold_suspended(message) {
+        tracing::error!(message_id = %id, error = %e, "holding a message of a suspended site failed; it is retried at the next start");
     }
 }
 

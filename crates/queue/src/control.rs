@@ -25,6 +25,9 @@ pub enum Scope {
     Domain(String),
     /// Messages sent from one IP pool.
     Pool(String),
+    /// Messages whose latest attempt went to one site (a mailbox provider, or an MX host
+    /// set). Messages not yet attempted join it when delivery routes them there.
+    Site(String),
     /// Messages of one campaign.
     Campaign(String),
     /// Messages of one transmission.
@@ -37,15 +40,19 @@ impl Scope {
         match self {
             Scope::Domain(d) => message.domain.eq_ignore_ascii_case(d),
             Scope::Pool(p) => message.pool.eq_ignore_ascii_case(p),
+            Scope::Site(s) => message
+                .site
+                .as_ref()
+                .is_some_and(|site| site.eq_ignore_ascii_case(s)),
             Scope::Campaign(c) => message.facts.campaign_id == *c,
             Scope::Transmission(t) => message.facts.transmission_id == *t,
         }
     }
 
-    /// Whether this kind of scope can be suspended: destinations and pools can, campaigns and
-    /// transmissions are cancelled instead.
+    /// Whether this kind of scope can be suspended: destinations, sites and pools can,
+    /// campaigns and transmissions are cancelled instead.
     pub fn suspendable(&self) -> bool {
-        matches!(self, Scope::Domain(_) | Scope::Pool(_))
+        matches!(self, Scope::Domain(_) | Scope::Pool(_) | Scope::Site(_))
     }
 
     fn key(&self) -> String {
@@ -58,6 +65,7 @@ impl fmt::Display for Scope {
         match self {
             Scope::Domain(d) => write!(f, "domain:{d}"),
             Scope::Pool(p) => write!(f, "pool:{p}"),
+            Scope::Site(s) => write!(f, "site:{s}"),
             Scope::Campaign(c) => write!(f, "campaign:{c}"),
             Scope::Transmission(t) => write!(f, "transmission:{t}"),
         }
@@ -90,7 +98,15 @@ impl Suspensions {
         }
         let domain = Scope::Domain(message.domain.clone()).key();
         let pool = Scope::Pool(message.pool.clone()).key();
-        active.contains(&domain) || active.contains(&pool)
+        let site = message.site.as_ref().map(|s| Scope::Site(s.clone()).key());
+        active.contains(&domain)
+            || active.contains(&pool)
+            || site.is_some_and(|site| active.contains(&site))
+    }
+
+    fn holds_site(&self, site: &str) -> bool {
+        let active = self.active.read().unwrap_or_else(|p| p.into_inner());
+        !active.is_empty() && active.contains(&Scope::Site(site.to_string()).key())
     }
 
     fn set(&self, scope: &Scope, on: bool) -> Result<bool, StoreError> {
@@ -165,7 +181,9 @@ pub struct QueueSummary {
     pub domains: BTreeMap<String, QueueStats>,
     /// By IP pool.
     pub pools: BTreeMap<String, QueueStats>,
-    /// Suspended scopes, as `domain:…` and `pool:…`.
+    /// By the site of the latest attempt; messages not yet attempted are in none.
+    pub sites: BTreeMap<String, QueueStats>,
+    /// Suspended scopes, as `domain:…`, `site:…` and `pool:…`.
     pub suspended: Vec<String>,
 }
 
@@ -181,8 +199,8 @@ pub struct MessageStatus {
 }
 
 impl Spool {
-    /// Suspends a domain or pool: its messages wait (with `delay` events) until resumed.
-    /// Returns whether the suspension is new.
+    /// Suspends a domain, site or pool: its messages wait (with `delay` events) until
+    /// resumed. Returns whether the suspension is new.
     pub fn suspend(&self, scope: &Scope) -> Result<bool, StoreError> {
         self.suspensions.set(scope, true)
     }
@@ -194,9 +212,21 @@ impl Spool {
         Ok(changed)
     }
 
-    /// Whether the message's domain or pool is suspended.
+    /// Whether the message's domain, site or pool is suspended.
     pub fn is_suspended(&self, message: &QueuedMessage) -> bool {
         self.suspensions.holds(message)
+    }
+
+    /// Whether an operator suspended this site. Delivery asks once it has routed a message,
+    /// since a message's site is known only then.
+    pub fn is_site_suspended(&self, site: &str) -> bool {
+        self.suspensions.holds_site(site)
+    }
+
+    /// Puts back a message delivery was handed but may not send because its queue is
+    /// suspended: a `delay` event, and a wait of one more backoff step.
+    pub fn hold_suspended(&self, message: QueuedMessage) -> Result<(), StoreError> {
+        self.hold(message, now_ms())
     }
 
     /// Makes every waiting message of `scope` due now. Messages in flight are left alone.
@@ -263,7 +293,7 @@ impl Spool {
         })
     }
 
-    /// Counts by domain and pool.
+    /// Counts by domain, site and pool.
     pub fn summary(&self) -> Result<QueueSummary, StoreError> {
         let mut summary = QueueSummary {
             suspended: self.suspensions.list(),
@@ -285,6 +315,13 @@ impl Spool {
                 &message,
                 suspended,
             );
+            if let Some(site) = &message.site {
+                add(
+                    summary.sites.entry(site.clone()).or_default(),
+                    &message,
+                    suspended,
+                );
+            }
         }
         Ok(summary)
     }
@@ -303,7 +340,7 @@ impl Spool {
         } else if self.is_suspended(&message) {
             (
                 "suspended",
-                "its domain or pool is suspended by an operator".to_string(),
+                "its domain, site or pool is suspended by an operator".to_string(),
             )
         } else if message.due_ms <= now {
             ("due", "due now; waiting for the scheduler".to_string())

@@ -28,6 +28,10 @@ pub struct QueuedMessage {
     /// The last temporary failure, kept for the expiry bounce and for operators.
     #[serde(default)]
     pub last_reply: Option<String>,
+    /// The site delivery routed it to at its latest attempt; `None` before the first. Lets an
+    /// operator suspend, retry and count messages by site.
+    #[serde(default)]
+    pub site: Option<String>,
     /// Set when an operator cancelled the message while it was handed to delivery: delivery
     /// finishes it with this reason instead of sending it.
     #[serde(default)]

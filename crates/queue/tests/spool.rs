@@ -64,6 +64,7 @@ fn message(id: u64, domain: &str, due_ms: u64) -> NewMessage {
         due_ms,
         expires_ms: now + 3_600_000,
         last_reply: None,
+        site: None,
         cancelled: None,
     };
     NewMessage {

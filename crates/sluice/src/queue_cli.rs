@@ -28,6 +28,10 @@ pub struct Selector {
     /// Messages from this IP pool.
     #[arg(long)]
     pool: Option<String>,
+    /// Messages whose latest attempt went to this site: a provider name such as `google`,
+    /// as the summary lists it.
+    #[arg(long)]
+    site: Option<String>,
     /// Messages of this campaign.
     #[arg(long)]
     campaign: Option<String>,
@@ -38,16 +42,16 @@ pub struct Selector {
 
 impl Selector {
     fn body(&self) -> Value {
-        json!({"domain": self.domain, "pool": self.pool, "campaign_id": self.campaign, "transmission_id": self.transmission})
+        json!({"domain": self.domain, "pool": self.pool, "site": self.site, "campaign_id": self.campaign, "transmission_id": self.transmission})
     }
 }
 
 /// Queue actions.
 #[derive(Subcommand)]
 pub enum QueueCommand {
-    /// Counts by domain and pool, oldest message, next attempt, last reply, suspensions.
+    /// Counts by domain, site and pool, oldest message, next attempt, last reply, suspensions.
     Summary,
-    /// Stops sending to a domain or from a pool until resumed (survives restarts).
+    /// Stops sending to a domain or site, or from a pool, until resumed (survives restarts).
     Suspend(Selector),
     /// Lifts a suspension; the messages are due at once.
     Resume(Selector),

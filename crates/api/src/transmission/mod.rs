@@ -322,6 +322,7 @@ fn generate(
         due_ms: t.due_ms,
         expires_ms,
         last_reply: None,
+        site: None,
         cancelled: None,
     };
     Ok(NewMessage { message, body })
