@@ -49,7 +49,12 @@ impl Server {
     /// Starts a server whose config is the test's `extra` TOML plus a listener, a data
     /// directory and the test key, and waits until its API answers.
     pub async fn start(name: &str, extra: &str) -> Server {
-        Server::start_with(name, "", extra).await
+        Server::start_with(name, "", None, extra).await
+    }
+
+    /// Starts a server whose spool lives at `spool` instead of the test's own directory.
+    pub async fn start_with_spool(name: &str, spool: &Path, extra: &str) -> Server {
+        Server::start_with(name, "", Some(spool), extra).await
     }
 
     /// Starts a server serving HTTPS with the given PEM certificate and key files.
@@ -59,18 +64,19 @@ impl Server {
             cert.display(),
             key.display()
         );
-        Server::start_with(name, &api, extra).await
+        Server::start_with(name, &api, None, extra).await
     }
 
-    async fn start_with(name: &str, api_extra: &str, extra: &str) -> Server {
+    async fn start_with(name: &str, api_extra: &str, spool: Option<&Path>, extra: &str) -> Server {
         // The test's own HTTP client needs the process-wide crypto provider, as the server does.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = temp_dir(name);
         let port = free_port();
         let config = dir.join("sluice.toml");
+        let spool = spool.map_or_else(|| dir.join("data"), Path::to_path_buf);
         let text = format!(
             "[api]\nlisten = \"127.0.0.1:{port}\"\n{api_extra}[spool]\npath = \"{}\"\n[[api_keys]]\nkey = \"{KEY}\"\n{extra}\n",
-            dir.join("data").display()
+            spool.display()
         );
         let scheme = if api_extra.contains("tls_cert") {
             "https"
@@ -168,6 +174,13 @@ impl Server {
     /// The configuration file the server was started with, for tests that edit and reload it.
     pub fn config_path(&self) -> &Path {
         &self.config
+    }
+
+    /// Whether the process is still running.
+    pub fn child_alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// The process id, for sending signals.
