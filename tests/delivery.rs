@@ -7,7 +7,9 @@
 
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use base64::Engine;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -379,6 +381,99 @@ async fn required_tls_never_falls_back_to_clear_text() {
     }
     assert!(untrusted.messages().is_empty() && plain.messages().is_empty());
     assert!(message_events(&events, "delivery").is_empty());
+}
+
+#[tokio::test]
+async fn required_tls_delivers_to_a_server_whose_certificate_verifies() {
+    // The sink's certificate names sink.test; the configured CA file trusts exactly it.
+    let sink = SmtpSink::start(
+        SocketAddr::new(loopback(2).into(), 0),
+        Script::new().tls(true),
+    )
+    .await
+    .expect("sink");
+    let zone = Zone::new()
+        .mx("secure.test", 10, "sink.test")
+        .a("sink.test", loopback(2));
+    let dns = DnsServer::start(zone).await;
+    let receiver = receiver().await;
+    let dir = support::temp_dir("tls-ca");
+    let ca = dir.join("ca.pem");
+    let pem = base64::engine::general_purpose::STANDARD.encode(sink.certificate_der().as_ref());
+    let lines: Vec<&str> = pem
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    );
+    std::fs::write(&ca, pem).expect("writing the CA file");
+    let config = format!(
+        "[dns]\nnameservers = [\"{}\"]\n\
+         [webhooks]\nbatch_interval = \"200ms\"\n\
+         [shaping.default]\ntls = \"required\"\n\
+         [delivery]\nmx_port = {}\ntls_ca_file = \"{}\"\n",
+        dns.addr(),
+        sink.addr().port(),
+        ca.display()
+    );
+    let server = Server::start("tls-verified", &config).await;
+    register_webhook(&server, &receiver).await;
+
+    send(&server, &["a@secure.test".to_string()], None).await;
+    let events = receiver
+        .wait_for_events(|e| !message_events(e, "delivery").is_empty(), WAIT)
+        .await;
+    let delivery = &message_events(&events, "delivery");
+    assert_eq!(delivery.len(), 1, "log:\n{}", server.log());
+    assert_eq!(delivery[0]["outbound_tls"], "1");
+    let received = sink.messages();
+    assert_eq!(received.len(), 1);
+    assert!(received[0].tls, "the message travelled encrypted");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_host_with_only_an_ipv6_address_is_reached_over_ipv6() {
+    let sink = SmtpSink::start(
+        SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0),
+        Script::new(),
+    )
+    .await
+    .expect("a sink on ::1");
+    let zone = Zone::new()
+        .mx("six.test", 10, "mx.six.test")
+        .aaaa("mx.six.test", Ipv6Addr::LOCALHOST);
+    let dns = DnsServer::start(zone).await;
+    let receiver = receiver().await;
+    // A pool whose only sending IP is IPv4 cannot reach that host: its mail waits, saying why.
+    let extra = "[[sending_ips]]\naddress = \"127.0.0.4\"\nhostname = \"mta4.sluice.test\"\npool = \"v4\"\n";
+    let server = Server::start("ipv6", &base_config(&dns, sink.addr().port(), extra)).await;
+    register_webhook(&server, &receiver).await;
+
+    send(&server, &["a@six.test".to_string()], None).await;
+    send(&server, &["b@six.test".to_string()], Some("v4")).await;
+    let events = receiver
+        .wait_for_events(
+            |e| !message_events(e, "delivery").is_empty() && !message_events(e, "delay").is_empty(),
+            WAIT,
+        )
+        .await;
+    let delivery = message_events(&events, "delivery");
+    assert_eq!(delivery.len(), 1, "log:\n{}", server.log());
+    assert_eq!(delivery[0]["ip_address"], "::1");
+    assert_eq!(delivery[0]["rcpt_to"], "a@six.test");
+    let received = sink.messages();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].client.ip(), IpAddr::from(Ipv6Addr::LOCALHOST));
+    let delay = &message_events(&events, "delay")[0];
+    assert_eq!(delay["rcpt_to"], "b@six.test");
+    assert_eq!(
+        delay["raw_reason"],
+        "421 4.4.1 [internal] no MX host address has the family of the sending IP 127.0.0.4"
+    );
 }
 
 #[tokio::test]

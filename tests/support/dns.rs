@@ -2,12 +2,12 @@
 //! preference order, null MX, implicit MX and missing domains.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, MX};
+use hickory_proto::rr::rdata::{A, AAAA, MX};
 use hickory_proto::rr::{Name, RData, Record};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -51,6 +51,16 @@ impl Zone {
     /// An A record.
     pub fn a(mut self, host: &str, ip: Ipv4Addr) -> Zone {
         let rdata = RData::A(A(ip));
+        self.records
+            .entry(host.to_ascii_lowercase())
+            .or_default()
+            .push(rdata);
+        self
+    }
+
+    /// An AAAA record.
+    pub fn aaaa(mut self, host: &str, ip: Ipv6Addr) -> Zone {
+        let rdata = RData::AAAA(AAAA(ip));
         self.records
             .entry(host.to_ascii_lowercase())
             .or_default()

@@ -139,8 +139,18 @@ async fn connect_any(
 ) -> Result<Session, Verdict> {
     let rule = throttle.rule();
     let mut last = Verdict::Delayed(local_failure(20, "no host to connect to"));
+    // A socket bound to an IPv4 sending address cannot reach an IPv6 host, nor the reverse.
+    let source = key.source.address;
+    let reachable = |addr: &&SocketAddr| source.is_none_or(|ip| ip.is_ipv4() == addr.is_ipv4());
+    if !hosts.iter().flat_map(|h| &h.addrs).any(|a| reachable(&a)) {
+        let what = match source {
+            Some(ip) => format!("no MX host address has the family of the sending IP {ip}"),
+            None => "no host to connect to".to_string(),
+        };
+        return Err(Verdict::Delayed(local_failure(20, &what)));
+    }
     for host in hosts {
-        for addr in &host.addrs {
+        for addr in host.addrs.iter().filter(reachable) {
             let error = match connect_host(shared, key, &rule, &host.name, *addr).await {
                 Ok(session) => return Ok(session),
                 Err(e) => e,

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::RData;
@@ -76,7 +76,7 @@ impl Router {
         mx_port: u16,
         providers: Providers,
     ) -> Result<Router, NetError> {
-        let builder = if dns.nameservers.is_empty() {
+        let mut builder = if dns.nameservers.is_empty() {
             TokioResolver::builder_tokio()?
         } else {
             let servers = dns.nameservers.iter().map(|addr| {
@@ -89,6 +89,9 @@ impl Router {
             let config = ResolverConfig::from_name_servers(servers.collect());
             TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
         };
+        // Every address of a host, IPv4 first: mailbox providers hold IPv6 senders to stricter
+        // rules, and a sending IP reaches only its own family anyway.
+        builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         let routes = routes
             .into_iter()
             .map(|(d, hop)| (d.to_ascii_lowercase(), hop))
