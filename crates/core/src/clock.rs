@@ -1,13 +1,37 @@
 //! Wall-clock helpers. Sluice stores times as Unix milliseconds: they sort as bytes when written
 //! big-endian, which is what the schedule index relies on.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// Set by [`follow_tokio_time`]: the wall time and the instant it was taken at.
+static TOKIO_ANCHOR: OnceLock<(u64, Instant)> = OnceLock::new();
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
+    match TOKIO_ANCHOR.get() {
+        Some((wall, at)) => {
+            let since = tokio::time::Instant::now()
+                .into_std()
+                .saturating_duration_since(*at);
+            wall + since.as_millis() as u64
+        }
+        None => system_ms(),
+    }
+}
+
+/// Makes [`now_ms`] follow tokio's clock from here on, for the whole process: in a runtime
+/// whose time is paused, schedules, backoff and expiry then run on virtual time, so a test can
+/// cover days of retries in milliseconds. In a runtime with real time it changes nothing.
+/// Meant for tests; the server never calls it.
+pub fn follow_tokio_time() {
+    TOKIO_ANCHOR.get_or_init(|| (system_ms(), Instant::now()));
+}
+
+fn system_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
