@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders};
 use serde_json::Value;
 use sluice_testkit::smtp::{Received, Script, SmtpSink};
 use support::{hop, temp_dir, Server, KEY};
@@ -29,6 +30,22 @@ fn only(messages: &[Received], rcpt: &str) -> Received {
         .collect();
     assert_eq!(mine.len(), 1, "{rcpt} gets exactly one message");
     mine[0].clone()
+}
+
+/// A received message as a MIME tree, for checks on attachments and inline images.
+fn parsed(message: &Received) -> Message<'_> {
+    MessageParser::default()
+        .parse(&message.data[..])
+        .expect("a MIME message")
+}
+
+/// The part whose Content-ID is `cid`.
+fn with_cid<'a>(message: &'a Message<'a>, cid: &str) -> &'a MessagePart<'a> {
+    message
+        .parts
+        .iter()
+        .find(|p| p.content_id() == Some(cid))
+        .unwrap_or_else(|| panic!("no part with Content-ID <{cid}>"))
 }
 
 #[tokio::test]
@@ -84,9 +101,13 @@ async fn python_sparkpost_sends_through_sluice() {
         "{results}"
     );
     assert_eq!(results["unauthorized"]["status"], 401, "{results}");
+    for sent in ["attachment", "inline_image", "rfc822"] {
+        assert_eq!(results[sent]["total_accepted_recipients"], 1, "{results}");
+    }
 
-    let messages = sink.wait_for_messages(5, Duration::from_secs(30)).await;
-    assert_eq!(messages.len(), 5, "log:\n{}", server.log());
+    let messages = sink.wait_for_messages(8, Duration::from_secs(30)).await;
+    assert_eq!(messages.len(), 8, "log:\n{}", server.log());
+    python_files_arrive(&messages);
     let ann = only(&messages, "ann@example.test");
     assert_eq!(ann.header("Subject").as_deref(), Some("Hello Ann"));
     assert_eq!(
@@ -117,6 +138,36 @@ async fn python_sparkpost_sends_through_sluice() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// What python-sparkpost sent as an attachment, an inline image and a raw message.
+fn python_files_arrive(messages: &[Received]) {
+    let files = only(messages, "files@example.test");
+    let files = parsed(&files);
+    let attachment = files.attachment(0).expect("an attachment");
+    assert_eq!(attachment.attachment_name(), Some("facture-été.bin"));
+    let expected: Vec<u8> = (0..=255u8).cycle().take(1024).collect();
+    assert_eq!(attachment.contents(), expected.as_slice());
+
+    let image = only(messages, "image@example.test");
+    let image = parsed(&image);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(0..64u8);
+    assert_eq!(with_cid(&image, "logo.png").contents(), png.as_slice());
+    let html = image.body_html(0).unwrap_or_default();
+    assert!(html.contains("cid:logo.png"), "{html}");
+
+    // The raw message was sent with bare LFs and a substitution in its subject and body.
+    let raw = only(messages, "raw@example.test");
+    assert_eq!(raw.header("Subject").as_deref(), Some("Raw for Rae"));
+    assert_eq!(raw.header("To").as_deref(), Some("raw@example.test"));
+    assert!(
+        raw.body_text().contains("Hello Rae, this came raw.\r\n"),
+        "{}",
+        raw.body_text()
+    );
+    let bare_lf = raw.data.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r');
+    assert!(!bare_lf, "a bare LF reached the wire");
 }
 
 #[tokio::test]
@@ -164,9 +215,16 @@ async fn node_sparkpost_sends_through_sluice() {
         Some(1)
     );
     assert_eq!(results["empty"]["statusCode"], 422, "{results}");
+    for sent in ["attachment", "inlineImage", "rfc822"] {
+        assert_eq!(
+            results[sent]["results"]["total_accepted_recipients"], 1,
+            "{results}"
+        );
+    }
 
-    let messages = sink.wait_for_messages(3, Duration::from_secs(30)).await;
-    assert_eq!(messages.len(), 3, "log:\n{}", server.log());
+    let messages = sink.wait_for_messages(6, Duration::from_secs(30)).await;
+    assert_eq!(messages.len(), 6, "log:\n{}", server.log());
+    node_files_arrive(&messages);
     let nia = only(&messages, "nia@example.test");
     assert_eq!(nia.header("Subject").as_deref(), Some("Hi Nia"));
     assert!(
@@ -182,6 +240,32 @@ async fn node_sparkpost_sends_through_sluice() {
     );
     only(&messages, "pat@example.test");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// What node-sparkpost sent as an attachment, an inline image and a raw message.
+fn node_files_arrive(messages: &[Received]) {
+    let files = only(messages, "nfiles@example.test");
+    let files = parsed(&files);
+    let attachment = files.attachment(0).expect("an attachment");
+    assert_eq!(attachment.attachment_name(), Some("report.csv"));
+    assert_eq!(attachment.contents(), b"a,b\r\n1,2\r\n");
+    let csv_type = attachment.content_type().expect("a Content-Type");
+    assert_eq!(csv_type.attribute("charset"), Some("utf-8"));
+
+    let image = only(messages, "nimage@example.test");
+    let image = parsed(&image);
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend(0..32u8);
+    assert_eq!(with_cid(&image, "banner.gif").contents(), gif.as_slice());
+
+    let raw = only(messages, "nraw@example.test");
+    assert_eq!(raw.header("Subject").as_deref(), Some("Raw Nora"));
+    assert_eq!(
+        raw.header("To").as_deref(),
+        Some("\"Nora\" <nraw@example.test>")
+    );
+    let raw = parsed(&raw);
+    assert_eq!(raw.body_html(0).as_deref(), Some("<p>Hi Nora</p>\r\n"));
 }
 
 #[tokio::test]

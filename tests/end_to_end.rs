@@ -269,6 +269,32 @@ async fn bad_requests_are_refused_and_queue_nothing() {
             422,
             "5002",
         ),
+        (
+            json!({"recipients": [{"address": "a@example.test", "substitution_data": {"s": "x\nBcc: evil@example.test"}}], "content": {"email_rfc822": "From: a@sender.test\r\nSubject: {{s}}\r\n\r\nt"}}),
+            422,
+            "5002",
+        ),
+        // Attachments, inline images and raw messages that cannot be sent.
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "attachments": [{"name": "a", "type": "text/plain", "data": "%%%"}]}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "inline_images": [{"name": "i", "data": ""}]}}),
+            422,
+            "1400",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"email_rfc822": "no headers here"}}),
+            422,
+            "1400",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"email_rfc822": "From: a@sender.test\r\n\r\nt", "subject": "s"}}),
+            422,
+            "1300",
+        ),
     ];
     for (body, status, code) in cases {
         let (got, answer) = server.post("/transmissions", &body).await;

@@ -31,6 +31,39 @@ async function main() {
     content: { from: 'shop@sender.test', subject: 'partial', text: 'one of two' },
   }, { num_rcpt_errors: 1 });
 
+  out.attachment = await client.transmissions.send({
+    recipients: [{ address: 'nfiles@example.test' }],
+    content: {
+      from: 'shop@sender.test',
+      subject: 'node report',
+      text: 'the report is attached',
+      attachments: [{
+        name: 'report.csv',
+        type: 'text/csv; charset="utf-8"',
+        data: Buffer.from('a,b\r\n1,2\r\n').toString('base64'),
+      }],
+    },
+  });
+
+  const gif = Buffer.concat([Buffer.from('GIF89a'), Buffer.from([...Array(32).keys()])]);
+  out.inlineImage = await client.transmissions.send({
+    recipients: [{ address: 'nimage@example.test' }],
+    content: {
+      from: 'shop@sender.test',
+      subject: 'node banner',
+      html: '<img src="cid:banner.gif">',
+      inline_images: [{ name: 'banner.gif', type: 'image/gif', data: gif.toString('base64') }],
+    },
+  });
+
+  out.rfc822 = await client.transmissions.send({
+    recipients: [{ address: { email: 'nraw@example.test', name: 'Nora' }, substitution_data: { first: 'Nora' } }],
+    content: {
+      email_rfc822: 'From: shop@sender.test\r\nTo: "{{address.name}}" <{{address.email}}>\r\n'
+        + 'Subject: Raw {{first}}\r\nContent-Type: text/html\r\n\r\n<p>Hi {{first}}</p>\r\n',
+    },
+  });
+
   try {
     await client.transmissions.send({ recipients: [], content: {} });
     out.empty = 'accepted';

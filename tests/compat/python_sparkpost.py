@@ -5,8 +5,10 @@ REQUESTS_CA_BUNDLE (the test's self-signed certificate). Prints one JSON object 
 call returned, for the Rust test to check against what the SMTP sink received.
 """
 
+import base64
 import json
 import os
+import tempfile
 
 from sparkpost import SparkPost
 from sparkpost.exceptions import SparkPostAPIException
@@ -37,6 +39,35 @@ out["copies"] = sp.transmissions.send(
     from_email="shop@sender.test",
     subject="copies",
     text="one message, three envelopes",
+)
+
+# An attachment read from a file, which the client base64-encodes itself.
+with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as handle:
+    handle.write(bytes(range(256)) * 4)
+out["attachment"] = sp.transmissions.send(
+    recipients=["files@example.test"],
+    from_email="shop@sender.test",
+    subject="your invoice",
+    text="the invoice is attached",
+    attachments=[{"name": "facture-été.bin", "type": "application/octet-stream",
+                  "filename": handle.name}],
+)
+os.unlink(handle.name)
+
+out["inline_image"] = sp.transmissions.send(
+    recipients=["image@example.test"],
+    from_email="shop@sender.test",
+    subject="our logo",
+    html='<p><img src="cid:logo.png" alt="logo"></p>',
+    inline_images=[{"name": "logo.png", "type": "image/png",
+                    "data": base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(64))).decode()}],
+)
+
+# Bare LF line endings, as a Python string naturally has them.
+out["rfc822"] = sp.transmissions.send(
+    recipients=[{"address": {"email": "raw@example.test"}, "substitution_data": {"first": "Rae"}}],
+    email_rfc822="From: Shop <shop@sender.test>\nTo: raw@example.test\n"
+                 "Subject: Raw for {{first}}\n\nHello {{first}}, this came raw.\n",
 )
 
 out["get"] = sp.transmissions.get(out["personalised"]["id"])

@@ -174,11 +174,12 @@ fn merged_content(
     mut content: TemplateContent,
     given: &ContentBody,
 ) -> Result<TemplateContent, ApiError> {
-    // Raw MIME templates need a MIME parser to find the parts to render; until generation
-    // takes `email_rfc822` for transmissions, storing one would only store an unusable template.
+    // Transmissions take `email_rfc822`, but a stored template holds inline fields only: a raw
+    // template would need its own storage, previews that render a whole message, and a way for
+    // a transmission to name one. Until those exist it is refused rather than stored unusable.
     if given.email_rfc822.is_some() {
         return Err(ApiError::invalid(
-            "content.email_rfc822: raw MIME templates are not supported yet; store the parts",
+            "content.email_rfc822: raw MIME templates are not supported; store the parts, or send the message in a transmission's content.email_rfc822",
         ));
     }
     if let Some(from) = &given.from {

@@ -1,27 +1,24 @@
 //! Inline content as SparkPost takes it: checks that name the missing or malformed field, before
 //! anything is compiled. Stored templates go through the same checks when they are written.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::address::{self, parse_mailbox};
+use super::attachment::Files;
 use super::generate::InlineContent;
 use super::request::Content;
 use super::{check_len, MAX_CONTENT};
 use crate::error::ApiError;
 
-/// Validates inline content, from a request or from a stored template. Raw MIME and
-/// attachments are answered with a clear error until they are built.
+/// Validates inline content, from a request or from a stored template, and decodes its
+/// attachments and inline images. Raw MIME goes to [`super::rfc822`] instead; here it is an
+/// error, since previews and templates take only inline content.
 pub(crate) fn inline_content(content: Content) -> Result<InlineContent, ApiError> {
     if content.email_rfc822.is_some() {
         return Err(ApiError::invalid(
-            "content.email_rfc822: raw MIME content is not available yet; send inline content",
-        ));
-    }
-    if content.attachments.as_ref().is_some_and(|a| !a.is_null())
-        || content.inline_images.as_ref().is_some_and(|a| !a.is_null())
-    {
-        return Err(ApiError::invalid(
-            "content.attachments: attachments and inline images are not available yet",
+            "content.email_rfc822: raw MIME content can only be sent in a transmission",
         ));
     }
     let from = content
@@ -37,11 +34,12 @@ pub(crate) fn inline_content(content: Content) -> Result<InlineContent, ApiError
             "content.text or content.html is required",
         ));
     }
-    let size = [&content.text, &content.html, &content.amp_html]
+    let files = Files::from_json(content.attachments.as_ref(), content.inline_images.as_ref())?;
+    let size: usize = [&content.text, &content.html, &content.amp_html]
         .iter()
         .map(|p| p.as_ref().map_or(0, String::len))
         .sum();
-    check_len("content", size, MAX_CONTENT)?;
+    check_len("content", size + files.decoded_len, MAX_CONTENT)?;
     Ok(InlineContent {
         from_email,
         from_name,
@@ -51,7 +49,31 @@ pub(crate) fn inline_content(content: Content) -> Result<InlineContent, ApiError
         text: content.text,
         html: content.html,
         amp_html: content.amp_html,
+        files: Arc::new(files),
     })
+}
+
+/// Checks that raw MIME content comes alone: the message already holds its own headers and
+/// parts, so inline fields beside it would be silently lost.
+pub(crate) fn raw_alone(content: &Content) -> Result<(), ApiError> {
+    let given = |v: Option<&Value>| v.is_some_and(|v| !v.is_null());
+    let others = [
+        ("from", given(content.from.as_ref())),
+        ("subject", content.subject.is_some()),
+        ("text", content.text.is_some()),
+        ("html", content.html.is_some()),
+        ("amp_html", content.amp_html.is_some()),
+        ("reply_to", content.reply_to.is_some()),
+        ("headers", content.headers.is_some()),
+        ("attachments", given(content.attachments.as_ref())),
+        ("inline_images", given(content.inline_images.as_ref())),
+    ];
+    match others.iter().find(|(_, present)| *present) {
+        Some((name, _)) => Err(ApiError::invalid(format!(
+            "content.email_rfc822 cannot be combined with content.{name}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The address and display name of `from`: `"a@b"`, `"Name <a@b>"` or `{email, name}`.

@@ -1,16 +1,88 @@
 //! Message generation: the transmission's content compiled once, then rendered and built into
 //! an RFC 5322 message for each recipient.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::text::Text;
+use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 use serde_json::{Map, Value};
 use sluice_template::{Context, Part, Template};
 
+use super::attachment::Files;
+use super::rfc822::RawContent;
 use crate::error::ApiError;
 
 /// Largest rendered content of one message: the contract's 20 MB, applied after substitution
 /// too, so a small template cannot render into a huge message.
 const MAX_RENDERED: usize = 20 * 1000 * 1000;
+
+/// A transmission's content, compiled once and built for each recipient.
+pub enum Compiled {
+    /// Inline fields, from the request or a stored template.
+    Inline(Box<Prepared>),
+    /// A raw message (`email_rfc822`).
+    Raw(RawContent),
+}
+
+/// One recipient's message, before DKIM signing, with the facts its events report.
+pub struct Built {
+    /// The RFC 5322 message.
+    pub message: Vec<u8>,
+    /// The From address after substitution; its domain picks the DKIM key.
+    pub from_email: String,
+    /// The subject after substitution.
+    pub subject: String,
+}
+
+impl Compiled {
+    /// Renders and builds the message for one recipient; the error is the generation failure's
+    /// reason.
+    pub fn build(
+        &self,
+        context: &Context<'_>,
+        addressing: &Addressing<'_>,
+    ) -> Result<Built, String> {
+        match self {
+            Compiled::Inline(prepared) => {
+                let rendered = prepared.render(context)?;
+                let message = build_mime(&rendered, addressing)?;
+                Ok(Built {
+                    message,
+                    from_email: rendered.from_email,
+                    subject: rendered.subject,
+                })
+            }
+            Compiled::Raw(raw) => raw.render(context, addressing.message_id),
+        }
+    }
+
+    /// Whether the content has an AMP part.
+    pub fn has_amp(&self) -> bool {
+        match self {
+            Compiled::Inline(prepared) => prepared.has_amp(),
+            Compiled::Raw(raw) => raw.has_amp(),
+        }
+    }
+
+    /// Whether the `CC` header names `email`: a copy to it is a cc, otherwise a bcc.
+    pub fn cc_mentions(&self, email: &str) -> bool {
+        match self {
+            Compiled::Inline(prepared) => prepared.cc_mentions(email),
+            Compiled::Raw(raw) => raw.cc_mentions(email),
+        }
+    }
+}
+
+/// Whether a `CC` header value names `email`, ignoring case.
+pub(super) fn cc_mentions(cc: Option<&str>, email: &str) -> bool {
+    cc.is_some_and(|cc| {
+        cc.to_ascii_lowercase()
+            .contains(&email.to_ascii_lowercase())
+    })
+}
 
 /// One templated field of the content, compiled.
 struct Field {
@@ -30,6 +102,7 @@ pub struct Prepared {
     amp_html: Option<Field>,
     /// The `CC` header as written, to tell cc copies from bcc ones.
     cc: Option<String>,
+    files: Arc<Files>,
 }
 
 /// Inline content as validated: what [`Prepared::compile`] takes, and what rendering gives.
@@ -50,6 +123,8 @@ pub struct InlineContent {
     pub html: Option<String>,
     /// AMP part.
     pub amp_html: Option<String>,
+    /// Attachments and inline images, the same for every recipient.
+    pub files: Arc<Files>,
 }
 
 /// A rendered message's headers and parts, before MIME: the same fields as the content it was
@@ -87,6 +162,7 @@ impl Prepared {
             html: body("html", content.html, Part::Html)?,
             amp_html: body("amp_html", content.amp_html, Part::AmpHtml)?,
             cc,
+            files: content.files,
         })
     }
 
@@ -97,10 +173,7 @@ impl Prepared {
 
     /// Whether the `CC` header names `email`: a copy to it is a cc, otherwise a bcc.
     pub fn cc_mentions(&self, email: &str) -> bool {
-        self.cc.as_ref().is_some_and(|cc| {
-            cc.to_ascii_lowercase()
-                .contains(&email.to_ascii_lowercase())
-        })
+        cc_mentions(self.cc.as_deref(), email)
     }
 
     /// Renders every field for one recipient.
@@ -127,6 +200,7 @@ impl Prepared {
             text: optional(&self.text)?,
             html: optional(&self.html)?,
             amp_html: optional(&self.amp_html)?,
+            files: Arc::clone(&self.files),
         })
     }
 }
@@ -152,7 +226,8 @@ fn compile_headers(headers: Vec<(String, String)>) -> Result<Vec<(String, Templa
         .collect()
 }
 
-fn syntax_error(part: &str, line: u32, message: &str) -> ApiError {
+/// 422 `3000`: a substitution syntax error in `part` at `line`.
+pub(super) fn syntax_error(part: &str, line: u32, message: &str) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::UNPROCESSABLE_ENTITY,
         "substitution language syntax error in template content",
@@ -171,15 +246,22 @@ pub struct Addressing<'a> {
     pub to: super::address::Address,
 }
 
+/// Refuses a rendered header value with a line break or another control character but tab:
+/// recipient data must not be able to add header fields.
+pub(super) fn check_header_value(name: &str, value: &str) -> Result<(), String> {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!(
+            "{name} contains a line break or control character after substitution"
+        ));
+    }
+    Ok(())
+}
+
 /// Builds the RFC 5322 message. Fails when rendered data would put a line break into a header,
 /// which would let recipient data inject headers.
 pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Vec<u8>, String> {
     for (name, value) in header_values(rendered) {
-        if value.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(format!(
-                "{name} contains a line break or control character after substitution"
-            ));
-        }
+        check_header_value(name, value)?;
     }
     let parts = [&rendered.text, &rendered.html, &rendered.amp_html];
     if parts
@@ -237,8 +319,28 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
         .map_err(|e| format!("building the message failed: {e}"))
 }
 
+/// Sets the body: the text, AMP and HTML parts as alternatives, inside `multipart/related`
+/// with the inline images when there are any, inside `multipart/mixed` with the attachments
+/// when there are any. A layer with nothing to add is left out.
 fn with_parts<'x>(builder: MessageBuilder<'x>, rendered: &'x Rendered) -> MessageBuilder<'x> {
-    use mail_builder::mime::MimePart;
+    let mut body = alternatives(rendered);
+    let files = &rendered.files;
+    if !files.inline_images.is_empty() {
+        let kind = content_type_of(&body);
+        let mut parts = vec![body];
+        parts.extend(files.inline_images.iter().map(|f| entity(&f.entity)));
+        let related = ContentType::new("multipart/related").attribute("type", kind);
+        body = MimePart::new(related, parts);
+    }
+    if !files.attachments.is_empty() {
+        let mut parts = vec![body];
+        parts.extend(files.attachments.iter().map(|f| entity(&f.entity)));
+        body = MimePart::new("multipart/mixed", parts);
+    }
+    builder.body(body)
+}
+
+fn alternatives(rendered: &Rendered) -> MimePart<'_> {
     let mut parts = Vec::new();
     if let Some(text) = &rendered.text {
         parts.push(MimePart::new("text/plain", text.as_str()));
@@ -250,10 +352,23 @@ fn with_parts<'x>(builder: MessageBuilder<'x>, rendered: &'x Rendered) -> Messag
         parts.push(MimePart::new("text/html", html.as_str()));
     }
     match parts.len() {
-        0 => builder.text_body(""),
-        1 => builder.body(parts.remove(0)),
-        _ => builder.body(MimePart::new("multipart/alternative", parts)),
+        0 => MimePart::new("text/plain", ""),
+        1 => parts.remove(0),
+        _ => MimePart::new("multipart/alternative", parts),
     }
+}
+
+/// The MIME type of a part built here, for the `type` parameter of `multipart/related`.
+fn content_type_of(part: &MimePart<'_>) -> String {
+    part.headers
+        .iter()
+        .find_map(|(_, value)| value.as_content_type())
+        .map_or_else(|| "text/plain".to_string(), |ct| ct.c_type.to_string())
+}
+
+/// A finished attachment or inline image entity, written between boundaries as it is.
+fn entity(entity: &str) -> MimePart<'_> {
+    MimePart::raw(BodyPart::Text(Cow::Borrowed(entity)))
 }
 
 fn header_values(rendered: &Rendered) -> Vec<(&str, &str)> {
@@ -287,4 +402,139 @@ pub fn builtins(email: &str, name: Option<&str>, return_path: &str) -> Map<Strin
     out.insert("env_from".into(), return_path.into());
     out.insert("return_path".into(), return_path.into());
     out
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use base64::Engine;
+    use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+    use serde_json::json;
+
+    use super::*;
+    use crate::transmission::address::Address;
+    use crate::transmission::content::inline_content;
+
+    /// Runs `f` with a context holding `data` and the built-ins of Zoë <zoe@example.test>.
+    pub(crate) fn with_context<T>(data: Value, f: impl FnOnce(&Context<'_>) -> T) -> T {
+        let data = data.as_object().cloned().unwrap_or_default();
+        let builtins = builtins("zoe@example.test", Some("Zoë"), "");
+        let context = Context {
+            layers: vec![&data],
+            builtins: &builtins,
+            dynamic: None,
+            snippets: None,
+        };
+        f(&context)
+    }
+
+    pub(crate) fn b64(data: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+
+    fn built(content: Value) -> Vec<u8> {
+        let content = serde_json::from_value(content).expect("a content object");
+        let prepared =
+            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        let rendered =
+            with_context(json!({"name": "Ann"}), |c| prepared.render(c)).expect("renders");
+        let addressing = Addressing {
+            message_id: "m1",
+            to: Address::from_json(&json!("ann@example.test")).expect("address"),
+        };
+        build_mime(&rendered, &addressing).expect("builds")
+    }
+
+    /// The MIME types of a multipart part's children.
+    fn children(message: &Message<'_>, id: usize) -> Vec<String> {
+        let PartType::Multipart(ids) = &message.parts[id].body else {
+            panic!("part {id} is not multipart");
+        };
+        ids.iter()
+            .map(|&i| {
+                let ct = message.parts[i as usize].content_type().expect("a type");
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attachments_and_inline_images_nest_mixed_related_alternative() {
+        let image: Vec<u8> = (0..=255u8).rev().collect();
+        let pdf: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let bytes = built(json!({
+            "from": "Shop <shop@sender.test>",
+            "subject": "Hi {{name}}",
+            "text": "Dear {{name}}",
+            "html": "<p>Dear {{name}}</p><img src=\"cid:logo.png\">",
+            "inline_images": [{"name": "logo.png", "type": "image/png", "data": b64(&image)}],
+            "attachments": [{"name": "Résumé d'été, version longue pour vérifier les lignes.pdf",
+                             "type": "application/pdf", "data": b64(&pdf)}],
+        }));
+        let message = MessageParser::default().parse(&bytes).expect("parses back");
+        assert_eq!(
+            children(&message, 0),
+            ["multipart/related", "application/pdf"]
+        );
+        assert_eq!(
+            children(&message, 1),
+            ["multipart/alternative", "image/png"]
+        );
+        assert_eq!(children(&message, 2), ["text/plain", "text/html"]);
+        assert_eq!(message.body_text(0).as_deref(), Some("Dear Ann"));
+        let image_part = &message.parts[5];
+        assert_eq!(image_part.content_id(), Some("logo.png"));
+        assert!(image_part
+            .content_disposition()
+            .is_some_and(|d| d.is_inline()));
+        assert_eq!(image_part.contents(), image.as_slice());
+        let pdf_part = &message.parts[6];
+        assert_eq!(
+            pdf_part.attachment_name(),
+            Some("Résumé d'été, version longue pour vérifier les lignes.pdf")
+        );
+        assert_eq!(pdf_part.contents(), pdf.as_slice());
+        assert!(bytes.is_ascii(), "a non-ASCII filename is encoded");
+        assert!(bytes.split(|&b| b == b'\n').all(|line| line.len() <= 78));
+    }
+
+    #[test]
+    fn layers_without_files_are_left_out() {
+        let only_attachment = built(json!({
+            "from": "shop@sender.test", "subject": "s", "text": "t",
+            "attachments": [{"name": "a \"q\".txt", "type": "text/plain; charset=\"utf-8\"",
+                             "data": b64(b"line\nbare\r\n")}],
+        }));
+        let message = MessageParser::default()
+            .parse(&only_attachment)
+            .expect("parses");
+        assert_eq!(children(&message, 0), ["text/plain", "text/plain"]);
+        assert_eq!(message.parts[2].attachment_name(), Some("a \"q\".txt"));
+        assert_eq!(message.parts[2].contents(), b"line\nbare\r\n");
+
+        let only_image = built(json!({
+            "from": "shop@sender.test", "subject": "s", "html": "<img src=\"cid:i\">",
+            "inline_images": [{"name": "i", "type": "image/gif", "data": b64(b"GIF89a")}],
+        }));
+        let message = MessageParser::default().parse(&only_image).expect("parses");
+        assert_eq!(children(&message, 0), ["text/html", "image/gif"]);
+        let related = message.parts[0].content_type().expect("a type");
+        assert_eq!(related.attribute("type"), Some("text/html"));
+    }
+
+    #[test]
+    fn content_over_the_limit_names_it() {
+        let data = b64(&vec![0u8; MAX_RENDERED]);
+        let content = serde_json::from_value(json!({
+            "from": "shop@sender.test", "subject": "s", "text": "over by these bytes",
+            "attachments": [{"name": "big.bin", "type": "application/octet-stream", "data": data}],
+        }))
+        .expect("a content object");
+        let error = inline_content(content).err().expect("refused");
+        assert_eq!(error.status().as_u16(), 422);
+        let description = error.into_object()["description"].to_string();
+        assert!(
+            description.contains("limit of 20000000 bytes"),
+            "{description}"
+        );
+    }
 }

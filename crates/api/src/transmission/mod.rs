@@ -2,10 +2,12 @@
 //! and answer only once every accepted message is durable in the spool.
 
 mod address;
+mod attachment;
 pub(crate) mod content;
 pub(crate) mod generate;
 pub mod record;
 pub(crate) mod request;
+mod rfc822;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -24,8 +26,9 @@ use crate::state::AppState;
 use crate::templates;
 use crate::templates::store::TemplateOptions;
 use address::Address;
-use generate::{build_mime, builtins, Addressing, Prepared};
+use generate::{builtins, Addressing, Compiled, Prepared};
 use request::{Options, Recipient, TransmissionRequest};
+use rfc822::RawContent;
 
 /// Longest a scheduled send may wait, as SparkPost allows: three days.
 const MAX_SCHEDULE_AHEAD_MS: u64 = 3 * 24 * 3600 * 1000;
@@ -53,7 +56,7 @@ struct Transmission {
     pool: String,
     due_ms: u64,
     scheduled: bool,
-    prepared: Prepared,
+    content: Compiled,
     /// The stored template's id and version, when the content came from one.
     template: Option<(String, String)>,
 }
@@ -177,19 +180,18 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
         address::check_email(return_path)
             .map_err(|e| ApiError::invalid(format!("return_path: {e}")))?;
     }
-    let (prepared, template) = match content.template_id.clone() {
+    let (compiled, template) = match content.template_id.clone() {
         Some(template_id) => {
             let draft = content.use_draft_template.unwrap_or(false);
             let stored = templates::render::for_transmission(state, &template_id, draft)?;
             apply_template_options(&mut options, &stored.options);
             let prepared = Prepared::compile(stored.content, true)?;
-            (prepared, Some((template_id, stored.version)))
+            (
+                Compiled::Inline(Box::new(prepared)),
+                Some((template_id, stored.version)),
+            )
         }
-        None => {
-            let inline = content::inline_content(content)?;
-            let substitute = options.perform_substitutions.unwrap_or(true);
-            (Prepared::compile(inline, substitute)?, None)
-        }
+        None => (compile_content(content, &options)?, None),
     };
     let id = state.ids.next().to_string();
     Ok(Transmission {
@@ -203,9 +205,22 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
         pool,
         due_ms,
         scheduled,
-        prepared,
+        content: compiled,
         template,
     })
+}
+
+/// Compiles inline content, or a raw message when `email_rfc822` is given.
+fn compile_content(content: request::Content, options: &Options) -> Result<Compiled, ApiError> {
+    if let Some(raw) = &content.email_rfc822 {
+        content::raw_alone(&content)?;
+        return Ok(Compiled::Raw(RawContent::compile(raw)?));
+    }
+    let inline = content::inline_content(content)?;
+    let substitute = options.perform_substitutions.unwrap_or(true);
+    Ok(Compiled::Inline(Box::new(Prepared::compile(
+        inline, substitute,
+    )?)))
 }
 
 /// A stored template's options apply where the transmission does not set its own.
@@ -272,7 +287,11 @@ fn generate(
     let id = state.ids.message_id();
     let facts = facts(t, recipient, &address, id, tags);
     let return_path = recipient.return_path.clone().or(t.return_path.clone());
-    let rendered = {
+    let addressing = Addressing {
+        message_id: &id.to_string(),
+        to: address.shown_in_to(),
+    };
+    let built = {
         let builtins = builtins(
             &address.email,
             address.name.as_deref(),
@@ -290,25 +309,20 @@ fn generate(
             dynamic: Some(&t.substitution_data),
             snippets: None,
         };
-        t.prepared
-            .render(&context)
+        t.content
+            .build(&context, &addressing)
             .map_err(|e| generation_failure(&facts, &e))?
     };
-    let addressing = Addressing {
-        message_id: &id.to_string(),
-        to: address.shown_in_to(),
-    };
-    let body = build_mime(&rendered, &addressing).map_err(|e| generation_failure(&facts, &e))?;
-    let from_domain = rendered.from_email.rsplit_once('@').map_or("", |(_, d)| d);
+    let from_domain = built.from_email.rsplit_once('@').map_or("", |(_, d)| d);
     let body = state
         .keyring
-        .sign(from_domain, body)
+        .sign(from_domain, built.message)
         .map_err(|e| generation_failure(&facts, &e))?;
-    let mail_from = return_path.unwrap_or_else(|| rendered.from_email.clone());
+    let mail_from = return_path.unwrap_or_else(|| built.from_email.clone());
     let mut facts = facts;
-    facts.friendly_from = rendered.from_email.clone();
+    facts.friendly_from = built.from_email;
     facts.msg_from = mail_from.clone();
-    facts.subject = rendered.subject;
+    facts.subject = built.subject;
     facts.msg_size = body.len() as u64;
     let expires_ms = t.due_ms + state.max_age_ms(t.options.transactional.unwrap_or(false));
     let message = QueuedMessage {
@@ -342,7 +356,7 @@ fn facts(
         .as_ref()
         .filter(|h| !h.contains(address.email.as_str()))
         .map(|_| {
-            let in_cc = t.prepared.cc_mentions(&address.email);
+            let in_cc = t.content.cc_mentions(&address.email);
             if in_cc { "cc" } else { "bcc" }.to_string()
         });
     let (template_id, template_version) = t.template.clone().unwrap_or_default();
@@ -365,7 +379,7 @@ fn facts(
         open_tracking: t.options.open_tracking.unwrap_or(false),
         click_tracking: t.options.click_tracking.unwrap_or(true),
         initial_pixel: t.options.initial_open.unwrap_or(false),
-        amp_enabled: t.prepared.has_amp(),
+        amp_enabled: t.content.has_amp(),
         ..MessageFacts::default()
     }
 }

@@ -75,11 +75,11 @@ pub struct Content {
     pub template_id: Option<String>,
     /// Use the template's draft.
     pub use_draft_template: Option<bool>,
-    /// Raw MIME; not available yet.
+    /// A whole message as raw MIME, used instead of the inline fields.
     pub email_rfc822: Option<String>,
-    /// Attachments; not available yet.
+    /// Attachments: `[{name, type, data}]`, `data` in base64.
     pub attachments: Option<Value>,
-    /// Inline images; not available yet.
+    /// Inline images: `[{name, type, data}]`, `name` being the Content-ID.
     pub inline_images: Option<Value>,
 }
 

@@ -1,0 +1,356 @@
+//! `content.attachments` and `content.inline_images`: checked and decoded once per
+//! transmission, then kept as finished MIME entities that every recipient's message shares.
+//!
+//! An entity is written here rather than by mail-builder so that the bytes are fixed once: the
+//! data is already base64 and only needs line breaks, and a filename outside ASCII is written
+//! as an RFC 2231 parameter, which mail-builder does not produce.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// Longest attachment filename or inline image name, in bytes.
+const MAX_NAME: usize = 255;
+/// Longest MIME type, in bytes; type parameters such as `charset` count.
+const MAX_TYPE: usize = 255;
+/// Base64 characters per line of an encoded entity.
+const LINE: usize = 76;
+/// Characters of an RFC 2231 filename per continuation line.
+const FILENAME_CHUNK: usize = 60;
+
+/// Base64 as clients send it: the standard alphabet, padding optional.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// One attachment or inline image as a finished MIME entity: its headers, a blank line and
+/// its data in base64 lines.
+#[derive(Debug)]
+pub struct File {
+    /// The entity, ready to go between two boundary lines.
+    pub entity: String,
+}
+
+/// The files of a transmission's content.
+#[derive(Debug, Default)]
+pub struct Files {
+    /// `content.attachments`, in order.
+    pub attachments: Vec<File>,
+    /// `content.inline_images`, in order.
+    pub inline_images: Vec<File>,
+    /// Decoded bytes of every file together, for the content size limit.
+    pub decoded_len: usize,
+}
+
+/// How a file is shown: a download, or an image the HTML refers to by `cid:`.
+#[derive(Clone, Copy)]
+enum Disposition {
+    Attachment,
+    Inline,
+}
+
+impl Disposition {
+    fn field(self) -> &'static str {
+        match self {
+            Disposition::Attachment => "content.attachments",
+            Disposition::Inline => "content.inline_images",
+        }
+    }
+}
+
+impl Files {
+    /// Checks and decodes `content.attachments` and `content.inline_images`; an error names the
+    /// field and its index.
+    pub fn from_json(
+        attachments: Option<&Value>,
+        inline_images: Option<&Value>,
+    ) -> Result<Files, ApiError> {
+        let mut files = Files::default();
+        for (i, object) in entries(attachments, Disposition::Attachment)?.enumerate() {
+            let (file, len) = file(object, i, Disposition::Attachment)?;
+            files.attachments.push(file);
+            files.decoded_len += len;
+        }
+        let mut names = HashSet::new();
+        for (i, object) in entries(inline_images, Disposition::Inline)?.enumerate() {
+            let (file, len) = file(object, i, Disposition::Inline)?;
+            // The name is the Content-ID the HTML refers to, so two images cannot share it.
+            let name = object
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !names.insert(name) {
+                return Err(ApiError::invalid(format!(
+                    "content.inline_images[{i}].name {name:?} is used by an earlier inline image"
+                )));
+            }
+            files.inline_images.push(file);
+            files.decoded_len += len;
+        }
+        Ok(files)
+    }
+
+    /// True when there is neither an attachment nor an inline image.
+    pub fn is_empty(&self) -> bool {
+        self.attachments.is_empty() && self.inline_images.is_empty()
+    }
+}
+
+/// The objects of one array field; `null` or absent is an empty list.
+fn entries(
+    value: Option<&Value>,
+    disposition: Disposition,
+) -> Result<impl Iterator<Item = &Map<String, Value>>, ApiError> {
+    let field = disposition.field();
+    let list = match value {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(list)) => list.as_slice(),
+        Some(_) => return Err(ApiError::invalid(format!("{field} must be an array"))),
+    };
+    if let Some(i) = list.iter().position(|entry| !entry.is_object()) {
+        return Err(ApiError::invalid(format!("{field}[{i}] must be an object")));
+    }
+    Ok(list.iter().filter_map(Value::as_object))
+}
+
+/// Checks one entry and builds its entity; also returns the decoded length.
+fn file(
+    object: &Map<String, Value>,
+    i: usize,
+    disposition: Disposition,
+) -> Result<(File, usize), ApiError> {
+    let at = format!("{}[{i}]", disposition.field());
+    let text = |key: &str| match object.get(key) {
+        None | Some(Value::Null) => Err(ApiError::missing(format!("{at}.{key} is required"))),
+        Some(Value::String(s)) => Ok(s.as_str()),
+        Some(_) => Err(ApiError::invalid(format!("{at}.{key} must be a string"))),
+    };
+    let (name, content_type, data) = (text("name")?, text("type")?, text("data")?);
+    check_name(name, disposition).map_err(|e| ApiError::invalid(format!("{at}.name {e}")))?;
+    check_type(content_type).map_err(|e| ApiError::invalid(format!("{at}.type {e}")))?;
+    let decoded = BASE64
+        .decode(data)
+        .map_err(|_| ApiError::invalid(format!("{at}.data is not valid base64")))?;
+    let entity = entity(name, content_type, &decoded, disposition);
+    Ok((File { entity }, decoded.len()))
+}
+
+fn check_name(name: &str, disposition: Disposition) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("is over the limit of {MAX_NAME} bytes"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain line breaks or control characters".into());
+    }
+    // An inline image's name becomes its Content-ID, which is a msg-id: no spaces, no brackets.
+    let cid_safe = |c: char| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\');
+    if matches!(disposition, Disposition::Inline) && !name.chars().all(cid_safe) {
+        return Err("must be printable ASCII without spaces, quotes or angle brackets".into());
+    }
+    Ok(())
+}
+
+/// A MIME type such as `image/png` or `text/html; charset="UTF-8"`; it goes into the
+/// `Content-Type` header as written, so it must be one line of printable ASCII.
+fn check_type(content_type: &str) -> Result<(), String> {
+    let bad = || format!("{content_type:?} is not a MIME type such as application/pdf");
+    if content_type.len() > MAX_TYPE {
+        return Err(format!("is over the limit of {MAX_TYPE} bytes"));
+    }
+    if !content_type
+        .bytes()
+        .all(|b| b == b' ' || b.is_ascii_graphic())
+    {
+        return Err(bad());
+    }
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    };
+    match essence.split_once('/') {
+        Some((kind, subtype)) if token(kind) && token(subtype) => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+/// The finished entity: headers, a blank line, and the data in base64 lines.
+fn entity(name: &str, content_type: &str, data: &[u8], disposition: Disposition) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+    let mut out = String::with_capacity(encoded.len() + encoded.len() / LINE * 2 + 256);
+    let _ = write!(out, "Content-Type: {content_type}\r\n");
+    match disposition {
+        Disposition::Attachment => {
+            out.push_str("Content-Disposition: attachment;");
+            filename_parameter(&mut out, name);
+            out.push_str("\r\n");
+        }
+        Disposition::Inline => {
+            let _ = write!(
+                out,
+                "Content-Disposition: inline\r\nContent-ID: <{name}>\r\n"
+            );
+        }
+    }
+    out.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+    for (i, line) in encoded.as_bytes().chunks(LINE).enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        // Base64 output is ASCII, so every chunk is valid UTF-8.
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+    }
+    out
+}
+
+/// Appends ` filename="…"` on a folded line, or for a name outside ASCII the RFC 2231 form
+/// `filename*0*=utf-8''…` split over as many folded lines as it needs.
+fn filename_parameter(out: &mut String, name: &str) {
+    if name.is_ascii() {
+        out.push_str("\r\n filename=\"");
+        for c in name.chars() {
+            if matches!(c, '"' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        return;
+    }
+    let mut encoded = Vec::new();
+    for byte in name.bytes() {
+        let plain = byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte);
+        encoded.push(if plain {
+            (byte as char).to_string()
+        } else {
+            format!("%{byte:02X}")
+        });
+    }
+    let mut chunks: Vec<String> = vec!["utf-8''".into()];
+    for piece in encoded {
+        if chunks
+            .last()
+            .is_some_and(|c| c.len() + piece.len() > FILENAME_CHUNK)
+        {
+            chunks.push(String::new());
+        }
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.push_str(&piece);
+        }
+    }
+    for (i, chunk) in chunks.iter().enumerate() {
+        let separator = if i + 1 < chunks.len() { ";" } else { "" };
+        let _ = write!(out, "\r\n filename*{i}*={chunk}{separator}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The description of the error for these attachments and inline images.
+    fn refused(attachments: Value, inline_images: Value) -> String {
+        let error =
+            Files::from_json(Some(&attachments), Some(&inline_images)).expect_err("refused");
+        assert_eq!(error.status().as_u16(), 422);
+        error.into_object()["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn attachment(name: &str, kind: &str, data: &str) -> Value {
+        json!({"name": name, "type": kind, "data": data})
+    }
+
+    #[test]
+    fn bad_data_names_the_field_and_index() {
+        let good = attachment("a.txt", "text/plain", "aGk=");
+        for data in ["not base64!", "aGk=\r\naGk=", "aGk= "] {
+            let list = json!([good, attachment("b.txt", "text/plain", data)]);
+            assert_eq!(
+                refused(list, Value::Null),
+                "content.attachments[1].data is not valid base64"
+            );
+        }
+        let unpadded = json!([attachment("a.txt", "text/plain", "aGk")]);
+        let files = Files::from_json(Some(&unpadded), None).expect("padding is optional");
+        assert_eq!(files.decoded_len, 2);
+    }
+
+    #[test]
+    fn every_field_is_a_required_string() {
+        let missing = json!([{"name": "a", "data": ""}]);
+        assert_eq!(
+            refused(missing, Value::Null),
+            "content.attachments[0].type is required"
+        );
+        let number = json!([{"name": 5, "type": "image/png", "data": ""}]);
+        assert_eq!(
+            refused(Value::Null, number),
+            "content.inline_images[0].name must be a string"
+        );
+        assert_eq!(
+            refused(json!({"name": "a"}), Value::Null),
+            "content.attachments must be an array"
+        );
+        assert_eq!(
+            refused(json!(["a"]), Value::Null),
+            "content.attachments[0] must be an object"
+        );
+    }
+
+    #[test]
+    fn names_and_types_cannot_carry_headers() {
+        let cases = [
+            attachment("a\r\nBcc: x@y.test", "text/plain", ""),
+            attachment("a.txt", "text/plain\r\nBcc: x@y.test", ""),
+            attachment("a.txt", "pdf", ""),
+            attachment("a.txt", "application/", ""),
+            attachment(&"x".repeat(256), "text/plain", ""),
+            attachment("", "text/plain", ""),
+        ];
+        for case in cases {
+            let description = refused(json!([case]), Value::Null);
+            assert!(
+                description.starts_with("content.attachments[0]."),
+                "{description}"
+            );
+        }
+        let image = json!([attachment("<logo>", "image/png", "")]);
+        assert!(refused(Value::Null, image).starts_with("content.inline_images[0].name"));
+        let typed = json!([attachment("a.html", "text/html; charset=\"UTF-8\"", "")]);
+        assert!(Files::from_json(Some(&typed), None).is_ok());
+    }
+
+    #[test]
+    fn inline_image_names_are_unique() {
+        let images = json!([
+            attachment("logo", "image/png", ""),
+            attachment("logo", "image/png", ""),
+        ]);
+        assert_eq!(
+            refused(Value::Null, images),
+            "content.inline_images[1].name \"logo\" is used by an earlier inline image"
+        );
+        let attachments = json!([
+            attachment("logo", "image/png", ""),
+            attachment("logo", "image/png", ""),
+        ]);
+        assert!(Files::from_json(Some(&attachments), None).is_ok());
+    }
+}
