@@ -288,39 +288,65 @@ async fn dkim_signatures_verify_with_dkimpy() {
             .as_str()
             .expect("txt record")
             .to_string();
-        let (status, body) = server
-            .post("/transmissions", &serde_json::json!({
-                "recipients": [{"address": format!("{algorithm}@example.test")}],
-                "content": {"from": format!("news@{domain}"), "subject": "Signed ünïcode", "html": "<p>Hi . there</p>\n.\nline", "text": "Hi"}
-            }))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let received = sink.wait_for_messages(1, Duration::from_secs(30)).await;
-        let message = only(&sink.drain_messages(), &format!("{algorithm}@example.test"));
-        assert!(!received.is_empty());
-        assert!(
-            message.header("DKIM-Signature").is_some(),
-            "{algorithm}: signed"
-        );
-        let file = dir.join(format!("{algorithm}.eml"));
-        std::fs::write(&file, &message.data).expect("writing the message");
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/compat/dkim_verify.py"
-        );
-        let output = Command::new("python3")
-            .arg(script)
-            .arg(&file)
-            .arg(&record)
-            .output()
-            .expect("python3 (pip install dkimpy pynacl)");
-        let verdict = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        assert_eq!(
-            verdict,
-            "pass",
-            "{algorithm}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let from = format!("news@{domain}");
+        // Every content form is signed: inline parts, attachments, and a raw message with a
+        // substitution in a header and in its body.
+        let forms = [
+            (
+                "inline",
+                serde_json::json!({"from": from, "subject": "Signed ünïcode", "html": "<p>Hi . there</p>\n.\nline", "text": "Hi"}),
+            ),
+            (
+                "attachment",
+                serde_json::json!({"from": from, "subject": "Signed file", "text": "see the file", "attachments": [{"name": "naïve.txt", "type": "text/plain", "data": "aGVsbG8gd29ybGQK"}]}),
+            ),
+            (
+                "rfc822",
+                serde_json::json!({"email_rfc822": format!("From: {from}\nTo: someone@example.test\nSubject: Raw for {{{{address.email}}}}\n\nHello {{{{address.email}}}}\n.\nbye\n")}),
+            ),
+        ];
+        for (form, content) in forms {
+            let rcpt = format!("{algorithm}-{form}@example.test");
+            let (status, body) = server
+                .post(
+                    "/transmissions",
+                    &serde_json::json!({"recipients": [{"address": rcpt}], "content": content}),
+                )
+                .await;
+            assert_eq!(status, 200, "{form}: {body}");
+            sink.wait_for_messages(1, Duration::from_secs(30)).await;
+            let message = only(&sink.drain_messages(), &rcpt);
+            assert!(
+                message.header("DKIM-Signature").is_some(),
+                "{algorithm} {form}: signed"
+            );
+            let verdict = dkimpy_verdict(
+                &dir.join(format!("{algorithm}-{form}.eml")),
+                &message.data,
+                &record,
+            );
+            assert_eq!(verdict, "pass", "{algorithm} {form}");
+        }
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Writes `message` to `file` and asks dkimpy whether its signature verifies against `record`.
+fn dkimpy_verdict(file: &Path, message: &[u8], record: &str) -> String {
+    std::fs::write(file, message).expect("writing the message");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/compat/dkim_verify.py"
+    );
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(file)
+        .arg(record)
+        .output()
+        .expect("python3 (pip install dkimpy pynacl)");
+    let verdict = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if verdict != "pass" {
+        eprintln!("dkimpy: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    verdict
 }
