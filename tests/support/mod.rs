@@ -201,10 +201,21 @@ impl Server {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
+        self.call_as(KEY, method, path, body).await
+    }
+
+    /// Calls an API path with another key than the test key.
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.api))
-            .header("Authorization", KEY);
+            .header("Authorization", key);
         if let Some(body) = body {
             request = request.json(body);
         }

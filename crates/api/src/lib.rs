@@ -2,6 +2,7 @@
 //! search) served with axum, and the generation of each recipient's message from the request.
 
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 pub mod dkim;
 pub mod domains;
@@ -52,6 +53,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/utils/content-previewer",
             post(templates::content_previewer),
+        )
+        .route("/api-keys", post(api_keys::create).get(api_keys::list))
+        .route(
+            "/api-keys/{id}",
+            get(api_keys::get)
+                .put(api_keys::update)
+                .delete(api_keys::delete),
         )
         .route("/queues", get(queues::summary))
         .route("/queues/suspend", post(queues::suspend))

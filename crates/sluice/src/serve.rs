@@ -174,7 +174,10 @@ async fn ensure_a_key(store: &Store, keys: &Keys) -> anyhow::Result<()> {
 
 async fn serve_api(config: &Config, state: AppState) -> anyhow::Result<()> {
     let app = NormalizePathLayer::trim_trailing_slash().layer(sluice_api::router(state));
-    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+    // The peer address reaches handlers so keys with `valid_ips` can be checked.
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(app);
     let listen = config.api.listen;
     if let (Some(cert), Some(key)) = (&config.api.tls_cert, &config.api.tls_key) {
         let tls = RustlsConfig::from_pem_file(cert, key)
