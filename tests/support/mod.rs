@@ -245,6 +245,15 @@ pub fn message_events(events: &[Value], kind: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Config that routes `example.test` to `route_to` and retries and batches webhooks quickly.
+pub fn fast_config(route_to: &str) -> String {
+    format!(
+        "[routes]\n\"example.test\" = \"{route_to}\"\n\
+         [queue]\nretry_schedule = [\"1s\"]\nretry_jitter = 0.0\n\
+         [webhooks]\nbatch_interval = \"200ms\"\nretry_schedule = [\"1s\"]\n"
+    )
+}
+
 /// The loopback address of a sink, as a `[routes]` entry value.
 pub fn hop(addr: SocketAddr) -> String {
     format!("{}:{}", addr.ip(), addr.port())

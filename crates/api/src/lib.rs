@@ -9,6 +9,7 @@ pub mod domains;
 pub mod error;
 pub mod events;
 pub mod queues;
+pub mod snippets;
 pub mod state;
 pub mod templates;
 pub mod transmission;
@@ -53,6 +54,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/utils/content-previewer",
             post(templates::content_previewer),
+        )
+        .route("/snippets", post(snippets::create).get(snippets::list))
+        .route(
+            "/snippets/{id}",
+            get(snippets::get)
+                .put(snippets::update)
+                .delete(snippets::delete),
         )
         .route("/api-keys", post(api_keys::create).get(api_keys::list))
         .route(

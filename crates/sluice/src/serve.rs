@@ -8,6 +8,7 @@ use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use sluice_api::admin::Reload;
 use sluice_api::dkim::Keyring;
+use sluice_api::snippets::SnippetStore;
 use sluice_api::templates::TemplateStore;
 use sluice_api::{AppState, Keys};
 use sluice_core::config::Config;
@@ -72,6 +73,7 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         pools: Arc::new(pools),
         queue: Arc::new(config.queue.clone()),
         templates: TemplateStore::open(&store)?,
+        snippets: SnippetStore::open(&store)?,
         reload,
     };
     serve_api(&config, state).await?;

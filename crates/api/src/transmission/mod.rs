@@ -288,7 +288,7 @@ fn generate(
             ],
             builtins: &builtins,
             dynamic: Some(&t.substitution_data),
-            snippets: None,
+            snippets: Some(&|id: &str, part| state.snippets.lookup(id, part)),
         };
         t.prepared
             .render(&context)
