@@ -8,6 +8,7 @@ pub mod dkim;
 pub mod domains;
 pub mod error;
 pub mod events;
+pub mod generation;
 pub mod queues;
 pub mod snippets;
 pub mod state;

@@ -1,7 +1,7 @@
 //! `POST /api/v1/transmissions`: validate the request, generate one message per recipient,
 //! and answer only once every accepted message is durable in the spool.
 
-mod address;
+pub(crate) mod address;
 pub(crate) mod content;
 pub(crate) mod generate;
 pub mod record;
@@ -20,11 +20,12 @@ use sluice_template::Context;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::generation::{self, Generated};
 use crate::state::AppState;
 use crate::templates;
 use crate::templates::store::TemplateOptions;
 use address::Address;
-use generate::{build_mime, builtins, Addressing, Prepared};
+use generate::{builtins, Addressing, Prepared};
 use request::{Options, Recipient, TransmissionRequest};
 
 /// Longest a scheduled send may wait, as SparkPost allows: three days.
@@ -272,7 +273,11 @@ fn generate(
     let id = state.ids.message_id();
     let facts = facts(t, recipient, &address, id, tags);
     let return_path = recipient.return_path.clone().or(t.return_path.clone());
-    let rendered = {
+    let addressing = Addressing {
+        message_id: &id.to_string(),
+        to: address.shown_in_to(),
+    };
+    let Generated { rendered, body } = {
         let builtins = builtins(
             &address.email,
             address.name.as_deref(),
@@ -290,20 +295,9 @@ fn generate(
             dynamic: Some(&t.substitution_data),
             snippets: Some(&|id: &str, part| state.snippets.lookup(id, part)),
         };
-        t.prepared
-            .render(&context)
+        generation::generate(&t.prepared, &context, &addressing, &state.keyring)
             .map_err(|e| generation_failure(&facts, &e))?
     };
-    let addressing = Addressing {
-        message_id: &id.to_string(),
-        to: address.shown_in_to(),
-    };
-    let body = build_mime(&rendered, &addressing).map_err(|e| generation_failure(&facts, &e))?;
-    let from_domain = rendered.from_email.rsplit_once('@').map_or("", |(_, d)| d);
-    let body = state
-        .keyring
-        .sign(from_domain, body)
-        .map_err(|e| generation_failure(&facts, &e))?;
     let mail_from = return_path.unwrap_or_else(|| rendered.from_email.clone());
     let mut facts = facts;
     facts.friendly_from = rendered.from_email.clone();
