@@ -8,17 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sluice_testkit::smtp::{Script, SmtpSink};
 use sluice_testkit::webhook::{Behaviour, WebhookReceiver};
-use support::{hop, message_events, Server};
+use support::{fast_config, hop, message_events, Server};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn fast_config(route_to: &str) -> String {
-    format!(
-        "[routes]\n\"example.test\" = \"{route_to}\"\n\
-         [queue]\nretry_schedule = [\"1s\"]\nretry_jitter = 0.0\n\
-         [webhooks]\nbatch_interval = \"200ms\"\nretry_schedule = [\"1s\"]\n"
-    )
-}
 
 /// A create body as python-sparkpost builds it: every field it was not given is `null`.
 fn python_body(name: &str, subject: &str, text: &str, published: Value) -> Value {

@@ -214,10 +214,21 @@ impl Server {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
+        self.call_as(KEY, method, path, body).await
+    }
+
+    /// Calls an API path with another key than the test key.
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.api))
-            .header("Authorization", KEY);
+            .header("Authorization", key);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -245,6 +256,15 @@ pub fn message_events(events: &[Value], kind: &str) -> Vec<Value> {
         .filter(|e| e["type"] == kind)
         .cloned()
         .collect()
+}
+
+/// Config that routes `example.test` to `route_to` and retries and batches webhooks quickly.
+pub fn fast_config(route_to: &str) -> String {
+    format!(
+        "[routes]\n\"example.test\" = \"{route_to}\"\n\
+         [queue]\nretry_schedule = [\"1s\"]\nretry_jitter = 0.0\n\
+         [webhooks]\nbatch_interval = \"200ms\"\nretry_schedule = [\"1s\"]\n"
+    )
 }
 
 /// The loopback address of a sink, as a `[routes]` entry value.

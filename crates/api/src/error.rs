@@ -106,6 +106,18 @@ impl ApiError {
         )
     }
 
+    /// 422 `3000`: content that does not compile, naming the part and line.
+    pub fn template_syntax(part: &str, line: u32, description: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "substitution language syntax error in template content",
+            "3000",
+            description,
+        )
+        .with("part", part.into())
+        .with("line", line.into())
+    }
+
     /// Adds a field to the error object (`part`, `line`, `response`).
     pub fn with(mut self, key: &str, value: Value) -> ApiError {
         self.body.insert(key.into(), value);

@@ -2,12 +2,15 @@
 //! search) served with axum, and the generation of each recipient's message from the request.
 
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 pub mod dkim;
 pub mod domains;
 pub mod error;
 pub mod events;
+pub mod generation;
 pub mod queues;
+pub mod snippets;
 pub mod state;
 pub mod templates;
 pub mod transmission;
@@ -52,6 +55,20 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/utils/content-previewer",
             post(templates::content_previewer),
+        )
+        .route("/snippets", post(snippets::create).get(snippets::list))
+        .route(
+            "/snippets/{id}",
+            get(snippets::get)
+                .put(snippets::update)
+                .delete(snippets::delete),
+        )
+        .route("/api-keys", post(api_keys::create).get(api_keys::list))
+        .route(
+            "/api-keys/{id}",
+            get(api_keys::get)
+                .put(api_keys::update)
+                .delete(api_keys::delete),
         )
         .route("/queues", get(queues::summary))
         .route("/queues/suspend", post(queues::suspend))

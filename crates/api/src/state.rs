@@ -11,6 +11,7 @@ use sluice_queue::Spool;
 use crate::admin::Reload;
 use crate::auth::Keys;
 use crate::dkim::Keyring;
+use crate::snippets::SnippetStore;
 use crate::templates::TemplateStore;
 
 /// Shared handler state. Cheap to clone.
@@ -40,6 +41,8 @@ pub struct AppState {
     pub queue: Arc<QueueConfig>,
     /// Stored templates.
     pub templates: TemplateStore,
+    /// Stored snippets, compiled.
+    pub snippets: SnippetStore,
     /// Applies a re-read configuration to the running server.
     pub reload: Reload,
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use sluice_api::admin::Reload;
 use sluice_api::dkim::Keyring;
+use sluice_api::snippets::SnippetStore;
 use sluice_api::templates::TemplateStore;
 use sluice_api::{AppState, Keys};
 use sluice_core::config::Config;
@@ -72,6 +73,7 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         pools: Arc::new(pools),
         queue: Arc::new(config.queue.clone()),
         templates: TemplateStore::open(&store)?,
+        snippets: SnippetStore::open(&store)?,
         reload,
     };
     serve_api(&config, state).await?;
@@ -174,7 +176,10 @@ async fn ensure_a_key(store: &Store, keys: &Keys) -> anyhow::Result<()> {
 
 async fn serve_api(config: &Config, state: AppState) -> anyhow::Result<()> {
     let app = NormalizePathLayer::trim_trailing_slash().layer(sluice_api::router(state));
-    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+    // The peer address reaches handlers so keys with `valid_ips` can be checked.
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(app);
     let listen = config.api.listen;
     if let (Some(cert), Some(key)) = (&config.api.tls_cert, &config.api.tls_key) {
         let tls = RustlsConfig::from_pem_file(cert, key)

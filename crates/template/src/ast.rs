@@ -108,6 +108,19 @@ pub(crate) fn text_len(nodes: &[Node]) -> usize {
     nodes.iter().map(node_text_len).sum()
 }
 
+/// Whether any node, at any depth, is a `render_snippet` or `render_dynamic_content` call.
+pub(crate) fn includes_content(nodes: &[Node]) -> bool {
+    nodes.iter().any(|node| match node {
+        Node::Snippet { .. } | Node::Dynamic { .. } => true,
+        Node::If {
+            branches,
+            otherwise,
+        } => branches.iter().any(|b| includes_content(&b.body)) || includes_content(otherwise),
+        Node::Each { body, .. } => includes_content(body),
+        Node::Text(_) | Node::Output { .. } => false,
+    })
+}
+
 fn node_text_len(node: &Node) -> usize {
     match node {
         Node::Text(text) => text.len(),

@@ -7,12 +7,13 @@
 //! memory, since nested loops multiply).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::Value as Json;
 
 use crate::ast::{Expr, Func, Node};
 use crate::value::Value;
-use crate::{Context, Part, RenderError, Template};
+use crate::{Context, Part, RenderError, Snippet, Template};
 
 /// Most `render_snippet` calls one render may make, nested templates included.
 pub const MAX_SNIPPETS: usize = 5;
@@ -159,9 +160,14 @@ impl<'c, 'd> Renderer<'c, 'd> {
             _ => return Err(RenderError::new("render_snippet needs a snippet id string")),
         };
         let lookup = self.ctx.snippets.and_then(|find| find(&id, self.part));
-        let source = lookup.ok_or_else(|| RenderError::new(format!("snippet '{id}' not found")))?;
-        let template = Template::compile(&source, self.part)
-            .map_err(|e| RenderError::new(format!("snippet '{id}' does not compile: {e}")))?;
+        let snippet =
+            lookup.ok_or_else(|| RenderError::new(format!("snippet '{id}' not found")))?;
+        let template = match snippet {
+            Snippet::Compiled(template) => template,
+            Snippet::Source(source) => Template::compile(&source, self.part)
+                .map(Arc::new)
+                .map_err(|e| RenderError::new(format!("snippet '{id}' does not compile: {e}")))?,
+        };
         let was_in_snippet = std::mem::replace(&mut self.in_snippet, true);
         let result = self.nodes(&template.nodes, scope, out);
         self.in_snippet = was_in_snippet;

@@ -42,6 +42,7 @@ mod token;
 mod value;
 
 use std::fmt;
+use std::sync::Arc;
 
 pub use eval::{MAX_LOOP_ITERATIONS, MAX_OUTPUT_BYTES, MAX_SNIPPETS};
 
@@ -124,14 +125,36 @@ impl Template {
         self.is_static
     }
 
+    /// Whether the template calls `render_snippet` or `render_dynamic_content` anywhere, which
+    /// content that is itself pulled in (a snippet) may not do.
+    pub fn includes_content(&self) -> bool {
+        ast::includes_content(&self.nodes)
+    }
+
     /// The part this template was compiled for.
     pub fn part(&self) -> Part {
         self.part
     }
 }
 
-/// Finds a snippet's source by id for a part; `None` means the snippet does not exist.
-pub type SnippetLookup<'a> = dyn Fn(&str, Part) -> Option<String> + 'a;
+/// A snippet as a lookup hands it to the renderer.
+#[derive(Debug, Clone)]
+pub enum Snippet {
+    /// Source text, compiled at each use.
+    Source(String),
+    /// Compiled once by the lookup's owner for the part asked for, so a snippet used for every
+    /// recipient is not compiled for each of them.
+    Compiled(Arc<Template>),
+}
+
+impl From<String> for Snippet {
+    fn from(source: String) -> Snippet {
+        Snippet::Source(source)
+    }
+}
+
+/// Finds a snippet by id for a part; `None` means the snippet does not exist.
+pub type SnippetLookup<'a> = dyn Fn(&str, Part) -> Option<Snippet> + 'a;
 
 /// Data and callbacks a render reads from; everything is borrowed, nothing is cloned.
 #[derive(Clone)]
@@ -146,7 +169,7 @@ pub struct Context<'a> {
     /// Transmission-level substitution_data, where `render_dynamic_content` finds
     /// `dynamic_html`, `dynamic_plain` and `dynamic_amp_html`.
     pub dynamic: Option<&'a Map<String, Json>>,
-    /// Looks up a snippet by id and returns its source for the given part (`None` = missing).
+    /// Looks up a snippet by id for the given part (`None` = missing).
     pub snippets: Option<&'a SnippetLookup<'a>>,
 }
 

@@ -4,7 +4,7 @@ mod fixture;
 
 use fixture::Fixture;
 use serde_json::Map;
-use sluice_template::{Context, Part, Template};
+use sluice_template::{Context, Part, Snippet, Template};
 
 fn check(part: Part, cases: &[(&str, &str)]) {
     let fixture = Fixture::new();
@@ -385,4 +385,22 @@ fn static_templates_render_their_source() {
         snippets: None,
     };
     assert_eq!(template.render(&ctx).expect("renders"), source);
+}
+
+#[test]
+fn compiled_snippets_render_like_their_source() {
+    let footer = Template::compile("<b>{{ name }}</b>", Part::Html).expect("compiles");
+    let footer = std::sync::Arc::new(footer);
+    let lookup = |id: &str, _: Part| (id == "footer").then(|| Snippet::Compiled(footer.clone()));
+    let data = serde_json::json!({"name": "<Ada>"});
+    let builtins = Map::new();
+    let ctx = Context {
+        layers: data.as_object().into_iter().collect(),
+        builtins: &builtins,
+        dynamic: None,
+        snippets: Some(&lookup),
+    };
+    let template = Template::compile("[{{ render_snippet('footer') }}]", Part::Html);
+    let rendered = template.expect("compiles").render(&ctx);
+    assert_eq!(rendered.expect("renders"), "[<b>&lt;Ada&gt;</b>]");
 }

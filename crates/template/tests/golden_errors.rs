@@ -137,3 +137,13 @@ fn templates_at_the_limits_render() {
     let ifs = "{{if name}}".repeat(32) + "{{render_snippet('footer')}}" + &"{{end}}".repeat(32);
     assert_eq!(fixture.render(&ifs, Part::Text), "-- Ada --");
 }
+
+#[test]
+fn templates_tell_whether_they_pull_in_content() {
+    let compiled = |source: &str| Template::compile(source, Part::Html).expect("compiles");
+    assert!(!compiled("<p>{{ name }}</p>{{if a}}x{{end}}").includes_content());
+    assert!(
+        compiled("{{if a}}{{each b}}{{ render_snippet('f') }}{{end}}{{end}}").includes_content()
+    );
+    assert!(compiled("{{ render_dynamic_content(dynamic_html.k) }}").includes_content());
+}

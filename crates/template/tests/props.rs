@@ -67,8 +67,12 @@ fn render_everywhere(source: &str, layers: &[Map<String, Json>]) {
         _ => Map::new(),
     };
     let lookup = |id: &str, _: Part| match id {
-        "s1" => Some("<{{a}}>{{ render_dynamic_content(dynamic_html.k) }}".to_string()),
-        "s2" => Some("{{ render_snippet('s1') }}".to_string()),
+        "s1" => Some(
+            "<{{a}}>{{ render_dynamic_content(dynamic_html.k) }}"
+                .to_string()
+                .into(),
+        ),
+        "s2" => Some("{{ render_snippet('s1') }}".to_string().into()),
         _ => None,
     };
     for part in PARTS {

@@ -167,14 +167,14 @@ pub async fn preview(
     let prepared = render::compile(&version.content)?;
     let data = body.substitution_data.unwrap_or_default();
     Ok(Json(
-        json!({ "results": render::preview(&prepared, &data)? }),
+        json!({ "results": render::preview(&prepared, &data, &state.snippets)? }),
     ))
 }
 
 /// `POST /utils/content-previewer`: inline content rendered with the given data, nothing
 /// stored.
 pub async fn content_previewer(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -186,7 +186,7 @@ pub async fn content_previewer(
     let prepared = Prepared::compile(inline_content(content)?, true)?;
     let data = body.substitution_data.unwrap_or_default();
     Ok(Json(
-        json!({ "results": render::preview(&prepared, &data)? }),
+        json!({ "results": render::preview(&prepared, &data, &state.snippets)? }),
     ))
 }
 

@@ -8,6 +8,7 @@ use sluice_template::Context;
 
 use super::store::{TemplateContent, TemplateOptions, TemplateStoreError};
 use crate::error::ApiError;
+use crate::snippets::SnippetStore;
 use crate::state::AppState;
 use crate::transmission::content::inline_content;
 use crate::transmission::generate::{builtins, InlineContent, Prepared, Rendered};
@@ -33,14 +34,19 @@ pub fn compile(content: &TemplateContent) -> Result<Prepared, ApiError> {
 }
 
 /// Renders content with preview data: `substitution_data` is the only data layer, and the
-/// recipient's built-in variables are empty since there is no recipient.
-pub fn preview(prepared: &Prepared, data: &Map<String, Value>) -> Result<Value, ApiError> {
+/// recipient's built-in variables are empty since there is no recipient. Snippets come from the
+/// store, as they would for a send.
+pub fn preview(
+    prepared: &Prepared,
+    data: &Map<String, Value>,
+    snippets: &SnippetStore,
+) -> Result<Value, ApiError> {
     let builtins = builtins("", None, "");
     let context = Context {
         layers: vec![data],
         builtins: &builtins,
         dynamic: Some(data),
-        snippets: None,
+        snippets: Some(&|id: &str, part| snippets.lookup(id, part)),
     };
     let rendered = prepared
         .render(&context)

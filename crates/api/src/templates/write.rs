@@ -78,7 +78,7 @@ pub fn new_template(body: &TemplateBody, now_ms: u64) -> Result<StoredTemplate, 
 
 /// An id given by the client: it travels in URL paths, so it is limited to characters that
 /// need no escaping there.
-fn checked_id(id: String) -> Result<String, ApiError> {
+pub(crate) fn checked_id(id: String) -> Result<String, ApiError> {
     check_len("id", id.len(), MAX_ID)?;
     if !id
         .bytes()

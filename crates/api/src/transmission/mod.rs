@@ -1,7 +1,7 @@
 //! `POST /api/v1/transmissions`: validate the request, generate one message per recipient,
 //! and answer only once every accepted message is durable in the spool.
 
-mod address;
+pub(crate) mod address;
 mod attachment;
 pub(crate) mod content;
 pub(crate) mod generate;
@@ -22,6 +22,7 @@ use sluice_template::Context;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::generation::{self, Generated};
 use crate::state::AppState;
 use crate::templates;
 use crate::templates::store::TemplateOptions;
@@ -291,7 +292,11 @@ fn generate(
         message_id: &id.to_string(),
         to: address.shown_in_to(),
     };
-    let built = {
+    let Generated {
+        from_email,
+        subject,
+        body,
+    } = {
         let builtins = builtins(
             &address.email,
             address.name.as_deref(),
@@ -307,22 +312,16 @@ fn generate(
             ],
             builtins: &builtins,
             dynamic: Some(&t.substitution_data),
-            snippets: None,
+            snippets: Some(&|id: &str, part| state.snippets.lookup(id, part)),
         };
-        t.content
-            .build(&context, &addressing)
+        generation::generate(&t.content, &context, &addressing, &state.keyring)
             .map_err(|e| generation_failure(&facts, &e))?
     };
-    let from_domain = built.from_email.rsplit_once('@').map_or("", |(_, d)| d);
-    let body = state
-        .keyring
-        .sign(from_domain, built.message)
-        .map_err(|e| generation_failure(&facts, &e))?;
-    let mail_from = return_path.unwrap_or_else(|| built.from_email.clone());
+    let mail_from = return_path.unwrap_or_else(|| from_email.clone());
     let mut facts = facts;
-    facts.friendly_from = built.from_email;
+    facts.friendly_from = from_email;
     facts.msg_from = mail_from.clone();
-    facts.subject = built.subject;
+    facts.subject = subject;
     facts.msg_size = body.len() as u64;
     let expires_ms = t.due_ms + state.max_age_ms(t.options.transactional.unwrap_or(false));
     let message = QueuedMessage {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
-use sluice_template::{Context, Part, Template};
+use sluice_template::{Context, Part, Snippet, Template};
 
 /// Data layers (recipient data, recipient metadata, transmission data, transmission
 /// metadata) followed by the builtins.
@@ -50,12 +50,13 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn snippet(id: &str, _part: Part) -> Option<String> {
-    match id {
-        "s1" => Some("<i>{{name}}</i>{{each items}}{{loop_var.sku}}{{end}}".to_string()),
-        "s2" => Some("{{render_snippet('s1')}}".to_string()),
-        _ => None,
-    }
+fn snippet(id: &str, _part: Part) -> Option<Snippet> {
+    let source = match id {
+        "s1" => "<i>{{name}}</i>{{each items}}{{loop_var.sku}}{{end}}",
+        "s2" => "{{render_snippet('s1')}}",
+        _ => return None,
+    };
+    Some(Snippet::Source(source.to_string()))
 }
 
 fuzz_target!(|data: &[u8]| {

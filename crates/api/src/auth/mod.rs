@@ -1,88 +1,21 @@
 //! API keys and grants. A request carries its key in `Authorization`, raw as SparkPost's
 //! clients send it, or as HTTP Basic with the key as the user name. Keys come from the
-//! configuration file and from the spool; the spool keeps only their SHA-256 digests.
+//! configuration file and from the spool; the spool keeps only their SHA-256 digests. A key with
+//! `valid_ips` is honoured only from those addresses.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+pub mod ips;
+pub mod keys;
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
-use rand::Rng;
-use serde::{Deserialize, Serialize};
-use sluice_core::config::ApiKeyConfig;
-use sluice_core::{Store, StoreError};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// What a stored key may do.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct StoredKey {
-    label: String,
-    grants: Vec<String>,
-}
-
-/// Known keys, by digest.
-#[derive(Clone)]
-pub struct Keys {
-    configured: Arc<HashMap<[u8; 32], Vec<String>>>,
-    stored: sled::Tree,
-}
-
-impl Keys {
-    /// Keys from the configuration plus those in the spool's `api_keys` tree.
-    pub fn open(store: &Store, configured: &[ApiKeyConfig]) -> Result<Keys, StoreError> {
-        let configured = configured
-            .iter()
-            .map(|k| (digest(&k.key), k.grants.clone()))
-            .collect();
-        Ok(Keys {
-            configured: Arc::new(configured),
-            stored: store.tree("api_keys")?,
-        })
-    }
-
-    /// Whether any key exists at all.
-    pub fn any(&self) -> bool {
-        !self.configured.is_empty() || !self.stored.is_empty()
-    }
-
-    /// Creates a key with every grant, stores its digest, and returns the key itself: the only
-    /// time it is ever visible.
-    pub fn generate(&self, label: &str) -> Result<String, StoreError> {
-        let bytes: [u8; 20] = rand::rng().random();
-        let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let record = StoredKey {
-            label: label.to_string(),
-            grants: vec!["*".into()],
-        };
-        self.stored.insert(
-            digest(&key),
-            serde_json::to_vec(&record).unwrap_or_default(),
-        )?;
-        Ok(key)
-    }
-
-    fn grants(&self, key: &str) -> Option<Vec<String>> {
-        let digest = digest(key);
-        if let Some(grants) = self.configured.get(&digest) {
-            return Some(grants.clone());
-        }
-        let stored = self.stored.get(digest).ok()??;
-        serde_json::from_slice::<StoredKey>(&stored)
-            .ok()
-            .map(|k| k.grants)
-    }
-}
-
-fn digest(key: &str) -> [u8; 32] {
-    let hash = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(hash.as_ref());
-    out
-}
+pub use keys::{KeyRecord, Keys};
 
 /// The authenticated caller of a request.
 pub struct Caller {
@@ -104,6 +37,12 @@ impl Caller {
             Err(ApiError::forbidden(grant))
         }
     }
+
+    /// Fails with 403 naming the first of `grants` the key does not hold: a key can hand out,
+    /// or change a key holding, only what it holds itself.
+    pub fn require_all(&self, grants: &[String]) -> Result<(), ApiError> {
+        grants.iter().try_for_each(|g| self.require(g))
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -116,8 +55,20 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;
         let key = key_from_header(header).ok_or_else(ApiError::unauthorized)?;
-        let grants = state.keys.grants(&key).ok_or_else(ApiError::unauthorized)?;
-        Ok(Caller { grants })
+        let record = state
+            .keys
+            .lookup(&key)?
+            .ok_or_else(ApiError::unauthorized)?;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if !ips::allowed(&record.valid_ips, peer) {
+            return Err(ApiError::unauthorized());
+        }
+        Ok(Caller {
+            grants: record.grants,
+        })
     }
 }
 
