@@ -30,13 +30,15 @@ pub async fn run(options: &Options) -> anyhow::Result<Value> {
     let started = Instant::now();
     send_all(&client, &format!("{api}/transmissions"), options).await?;
     let filled_in = started.elapsed();
-    // Let the first attempts fail and the messages settle into the schedule.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Every message's first attempt fails and reschedules it an hour out; wait for all of them.
+    let first_attempts = quiet(server.0.id()).await;
     let (rss_mib, idle_cpu) = settle(server.0.id()).await;
     let size_mib = dir_size(&dir.join("data")) as f64 / (1024.0 * 1024.0);
     drop(server);
 
     let (restarted, ready_in) = start(options, &config, &client, &api).await?;
+    // Messages that were in flight at the stop are due again at once.
+    let recovered = quiet(restarted.0.id()).await;
     let (rss_after_restart, idle_after_restart) = settle(restarted.0.id()).await;
     drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);
@@ -44,13 +46,30 @@ pub async fn run(options: &Options) -> anyhow::Result<Value> {
         "system": "sluice",
         "deferred": options.messages,
         "filled_per_s": options.messages as f64 / filled_in.as_secs_f64(),
+        "first_attempts_done_s": first_attempts.as_secs_f64(),
         "spool_mib": size_mib,
         "rss_mib_waiting": rss_mib,
         "idle_cpu_percent": idle_cpu,
         "restart_to_api_s": ready_in.as_secs_f64(),
+        "restart_to_quiet_s": recovered.as_secs_f64(),
         "rss_mib_after_restart": rss_after_restart,
         "idle_cpu_percent_after_restart": idle_after_restart,
     }))
+}
+
+/// Waits until the process uses under 5% of a core over 5 s (at most 30 minutes) and returns
+/// how long that took.
+async fn quiet(pid: u32) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(1800) {
+        let before = process_cpu_s(pid);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let busy = before.zip(process_cpu_s(pid)).map(|(a, b)| (b - a) / 5.0);
+        if busy.is_some_and(|share| share < 0.05) {
+            break;
+        }
+    }
+    started.elapsed()
 }
 
 /// Starts Sluice and returns it with the time until its API answered.
