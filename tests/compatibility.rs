@@ -105,9 +105,18 @@ async fn python_sparkpost_sends_through_sluice() {
         assert_eq!(results[sent]["total_accepted_recipients"], 1, "{results}");
     }
 
-    let messages = sink.wait_for_messages(8, Duration::from_secs(30)).await;
-    assert_eq!(messages.len(), 8, "log:\n{}", server.log());
+    python_templates(&results);
+
+    let messages = sink.wait_for_messages(9, Duration::from_secs(30)).await;
+    assert_eq!(messages.len(), 9, "log:\n{}", server.log());
     python_files_arrive(&messages);
+    let tia = only(&messages, "tia@example.test");
+    assert_eq!(tia.header("Subject").as_deref(), Some("Welcome Tia"));
+    assert!(
+        tia.body_text().contains("Hello Tia, published"),
+        "the published version is sent: {}",
+        tia.body_text()
+    );
     let ann = only(&messages, "ann@example.test");
     assert_eq!(ann.header("Subject").as_deref(), Some("Hello Ann"));
     assert_eq!(
@@ -222,9 +231,14 @@ async fn node_sparkpost_sends_through_sluice() {
         );
     }
 
-    let messages = sink.wait_for_messages(6, Duration::from_secs(30)).await;
-    assert_eq!(messages.len(), 6, "log:\n{}", server.log());
+    node_templates(&results);
+
+    let messages = sink.wait_for_messages(7, Duration::from_secs(30)).await;
+    assert_eq!(messages.len(), 7, "log:\n{}", server.log());
     node_files_arrive(&messages);
+    let ivo = only(&messages, "ivo@example.test");
+    assert_eq!(ivo.header("Subject").as_deref(), Some("Hey Ivo"));
+    assert!(ivo.body_text().contains("Live Ivo"), "{}", ivo.body_text());
     let nia = only(&messages, "nia@example.test");
     assert_eq!(nia.header("Subject").as_deref(), Some("Hi Nia"));
     assert!(
@@ -349,4 +363,58 @@ fn dkimpy_verdict(file: &Path, message: &[u8], record: &str) -> String {
         eprintln!("dkimpy: {}", String::from_utf8_lossy(&output.stderr));
     }
     verdict
+}
+
+/// What python-sparkpost's template calls returned: draft, update, publish, preview, list,
+/// delete.
+fn python_templates(results: &Value) {
+    let draft = &results["template_draft"];
+    assert_eq!(draft["content"]["text"], "Draft for {{first}}", "{draft}");
+    assert_eq!(draft["published"], false, "{draft}");
+    let published = &results["template_published"];
+    assert_eq!(published["published"], true, "{published}");
+    assert_eq!(
+        published["content"]["text"], "Hello {{first}}, published",
+        "{published}"
+    );
+    let preview = &results["template_preview"];
+    assert_eq!(preview["subject"], "Welcome Pia", "{preview}");
+    assert_eq!(preview["html"], "<p>Hello Pia</p>", "{preview}");
+    assert_eq!(
+        results["template_list"],
+        serde_json::json!(["py-welcome"]),
+        "{results}"
+    );
+    assert_eq!(
+        results["template_send"]["total_accepted_recipients"], 1,
+        "{results}"
+    );
+    assert_eq!(results["template_after_delete"]["status"], 404, "{results}");
+}
+
+/// What node-sparkpost's template calls returned (whole bodies, as that client gives them).
+fn node_templates(results: &Value) {
+    let draft = &results["templateDraft"]["results"];
+    assert_eq!(draft["content"]["text"], "Draft {{first}}", "{draft}");
+    let published = &results["templatePublished"]["results"];
+    assert_eq!(published["published"], true, "{published}");
+    assert_eq!(
+        published["content"]["html"], "<b>Live {{first}}</b>",
+        "{published}"
+    );
+    let preview = &results["templatePreview"]["results"];
+    assert_eq!(preview["subject"], "Hey Ines", "{preview}");
+    assert_eq!(preview["html"], "<b>Live Ines</b>", "{preview}");
+    let listed = results["templateList"]["results"]
+        .as_array()
+        .map(|list| list.iter().any(|t| t["id"] == "node-welcome"));
+    assert_eq!(listed, Some(true), "{results}");
+    assert_eq!(
+        results["templateSend"]["results"]["total_accepted_recipients"], 1,
+        "{results}"
+    );
+    assert_eq!(
+        results["templateAfterDelete"]["statusCode"], 404,
+        "{results}"
+    );
 }

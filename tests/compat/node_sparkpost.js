@@ -64,6 +64,36 @@ async function main() {
     },
   });
 
+  await client.templates.create({
+    id: 'node-welcome',
+    name: 'Node welcome',
+    content: { from: 'shop@sender.test', subject: 'Hey {{first}}', text: 'Draft {{first}}' },
+  });
+  out.templateDraft = await client.templates.get('node-welcome', { draft: true });
+  await client.templates.update('node-welcome', {
+    content: { from: 'shop@sender.test', subject: 'Hey {{first}}', html: '<b>Live {{first}}</b>' },
+  });
+  await client.templates.update('node-welcome', { published: true });
+  out.templatePublished = await client.templates.get('node-welcome', { draft: false });
+  out.templatePreview = await client.templates.preview('node-welcome', {
+    substitution_data: { first: 'Ines' },
+  });
+  out.templateList = await client.templates.list();
+  out.templateSend = await client.transmissions.send({
+    recipients: [{ address: 'ivo@example.test', substitution_data: { first: 'Ivo' } }],
+    content: { template_id: 'node-welcome' },
+  });
+  await client.templates.create({
+    id: 'node-scratch', name: 'Scratch', content: { from: 'shop@sender.test', subject: 's', text: 't' },
+  });
+  out.templateDelete = await client.templates.delete('node-scratch');
+  try {
+    await client.templates.get('node-scratch');
+    out.templateAfterDelete = 'found';
+  } catch (error) {
+    out.templateAfterDelete = { statusCode: error.statusCode };
+  }
+
   try {
     await client.transmissions.send({ recipients: [], content: {} });
     out.empty = 'accepted';

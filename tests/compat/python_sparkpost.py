@@ -70,6 +70,31 @@ out["rfc822"] = sp.transmissions.send(
                  "Subject: Raw for {{first}}\n\nHello {{first}}, this came raw.\n",
 )
 
+# Stored templates, managed the way python-sparkpost sends every call: each field it was not
+# given goes out as null.
+sp.templates.create(id="py-welcome", name="Welcome", from_email="shop@sender.test",
+                    subject="Welcome {{first}}", text="Draft for {{first}}")
+out["template_draft"] = sp.templates.get("py-welcome", draft=True)
+sp.templates.update("py-welcome", from_email="Shop <shop@sender.test>",
+                    subject="Welcome {{first}}", text="Hello {{first}}, published",
+                    html="<p>Hello {{first}}</p>")
+sp.templates.update("py-welcome", published=True)
+out["template_published"] = sp.templates.get("py-welcome", draft=False)
+out["template_preview"] = sp.templates.preview("py-welcome", {"first": "Pia"})
+out["template_list"] = sorted(t["id"] for t in sp.templates.list())
+out["template_send"] = sp.transmissions.send(
+    recipients=[{"address": "tia@example.test", "substitution_data": {"first": "Tia"}}],
+    template="py-welcome",
+)
+sp.templates.create(id="py-scratch", name="Scratch", from_email="shop@sender.test",
+                    subject="s", text="t")
+out["template_delete"] = sp.templates.delete("py-scratch")
+try:
+    sp.templates.get("py-scratch")
+    out["template_after_delete"] = "found"
+except SparkPostAPIException as error:
+    out["template_after_delete"] = {"status": error.status}
+
 out["get"] = sp.transmissions.get(out["personalised"]["id"])
 out["list"] = sp.transmissions.list(campaign_id="compat")
 
