@@ -303,7 +303,7 @@ mod tests {
     }
 
     fn refusal(result: Result<StoredTemplate, ApiError>) -> Value {
-        let error = result.err().expect("refused");
+        let error = result.expect_err("refused");
         assert_eq!(error.status().as_u16(), 422);
         error.into_object()
     }
