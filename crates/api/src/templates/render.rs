@@ -1,5 +1,5 @@
-//! Stored content put to use: compiled with the same checks as a transmission's inline
-//! content, rendered for previews, and handed to transmissions that name a template.
+//! Stored content put to use: compiled with the same checks as a transmission's content,
+//! inline or raw, rendered for previews, and handed to transmissions that name a template.
 
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
