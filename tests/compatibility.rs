@@ -303,8 +303,12 @@ async fn dkim_signatures_verify_with_dkimpy() {
             .expect("txt record")
             .to_string();
         let from = format!("news@{domain}");
+        let raw = format!("From: {from}\nTo: someone@example.test\nSubject: Raw for {{{{address.email}}}}\n\nHello {{{{address.email}}}}\n.\nbye\n");
+        let template = serde_json::json!({"id": algorithm, "name": algorithm, "published": true, "content": {"email_rfc822": raw}});
+        let (status, created) = server.post("/templates", &template).await;
+        assert_eq!(status, 200, "{created}");
         // Every content form is signed: inline parts, attachments, and a raw message with a
-        // substitution in a header and in its body.
+        // substitution in a header and in its body, given inline or as a stored template.
         let forms = [
             (
                 "inline",
@@ -314,9 +318,10 @@ async fn dkim_signatures_verify_with_dkimpy() {
                 "attachment",
                 serde_json::json!({"from": from, "subject": "Signed file", "text": "see the file", "attachments": [{"name": "naïve.txt", "type": "text/plain", "data": "aGVsbG8gd29ybGQK"}]}),
             ),
+            ("rfc822", serde_json::json!({"email_rfc822": raw})),
             (
-                "rfc822",
-                serde_json::json!({"email_rfc822": format!("From: {from}\nTo: someone@example.test\nSubject: Raw for {{{{address.email}}}}\n\nHello {{{{address.email}}}}\n.\nbye\n")}),
+                "rfc822-template",
+                serde_json::json!({"template_id": algorithm}),
             ),
         ];
         for (form, content) in forms {

@@ -114,13 +114,17 @@ async fn templates_are_created_read_updated_published_previewed_listed_and_delet
 #[tokio::test]
 async fn a_syntax_error_is_refused_with_part_and_line_and_stores_nothing() {
     let server = Server::start("templates-syntax", "").await;
-    let body = python_body("Broken", "Hello", "line one\n{{if a}}\nno end", Value::Null);
-    let (status, error) = server.post("/templates", &body).await;
-    assert_eq!(status, 422, "{error}");
-    let error = &error["errors"][0];
-    assert_eq!(error["code"], "3000");
-    assert_eq!(error["part"], "text");
-    assert!(error["line"].as_u64().is_some(), "{error}");
+    let inline = python_body("Broken", "Hello", "line one\n{{if a}}\nno end", Value::Null);
+    let raw = "From: a@sender.test\r\nSubject: fine\r\n\r\nline one\r\n{{if a}}\r\nno end\r\n";
+    let raw = json!({"name": "Broken", "content": {"email_rfc822": raw}});
+    for body in [inline, raw] {
+        let (status, error) = server.post("/templates", &body).await;
+        assert_eq!(status, 422, "{error}");
+        let error = &error["errors"][0];
+        assert_eq!(error["code"], "3000");
+        assert_eq!(error["part"], "text");
+        assert!(error["line"].as_u64().is_some(), "{error}");
+    }
     let (_, list) = server.get("/templates").await;
     assert_eq!(list["results"], json!([]));
 
@@ -263,4 +267,120 @@ async fn refused_writes_change_nothing() {
     assert_eq!(status, 200, "{kept}");
     assert_eq!(kept["results"]["name"], "Kept");
     assert!(kept["results"]["content"].get("html").is_none(), "{kept}");
+}
+
+/// A raw template: substitutions in the headers and the first text part, and an attachment
+/// whose text looks like a substitution but must travel untouched.
+const RAW_TEMPLATE: &str = "From: Shop <shop@sender.test>\r\n\
+    To: {{address.email}}\r\n\
+    Subject: Hello {{name}}\r\n\
+    MIME-Version: 1.0\r\n\
+    Content-Type: multipart/mixed; boundary=\"part\"\r\n\
+    \r\n\
+    --part\r\n\
+    Content-Type: text/plain\r\n\
+    \r\n\
+    Dear {{name}}, from {{shop}}.\r\n\
+    --part\r\n\
+    Content-Type: text/plain; name=\"terms.txt\"\r\n\
+    Content-Disposition: attachment; filename=\"terms.txt\"\r\n\
+    \r\n\
+    Kept as {{name}} wrote it.\r\n\
+    --part--\r\n";
+
+/// The attachment part of [`RAW_TEMPLATE`], through the closing boundary.
+fn raw_attachment() -> &'static str {
+    let start = RAW_TEMPLATE
+        .find("--part\r\nContent-Type: text/plain; name=")
+        .expect("the attachment part");
+    &RAW_TEMPLATE[start..]
+}
+
+#[tokio::test]
+async fn a_raw_template_is_stored_previewed_and_sent_personalised() {
+    let sink = SmtpSink::start("127.0.0.1:0".parse().expect("addr"), Script::new())
+        .await
+        .expect("starting the sink");
+    let server = Server::start("templates-raw", &fast_config(&hop(sink.addr()))).await;
+
+    let create = json!({"id": "raw-welcome", "name": "Raw welcome", "content": {"email_rfc822": RAW_TEMPLATE}});
+    let (status, created) = server.post("/templates", &create).await;
+    assert_eq!(status, 200, "{created}");
+    let (status, got) = server.get("/templates/raw-welcome").await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(
+        got["results"]["content"],
+        json!({"email_rfc822": RAW_TEMPLATE})
+    );
+    let publish = json!({"published": true});
+    let (status, body) = server.put("/templates/raw-welcome", &publish).await;
+    assert_eq!(status, 200, "{body}");
+
+    let data = json!({"substitution_data": {"name": "Ann", "shop": "Shop Ltd"}});
+    let (status, preview) = server
+        .post("/templates/raw-welcome/preview?draft=false", &data)
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let rendered = preview["results"]["email_rfc822"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(rendered.contains("Subject: Hello Ann\r\n"), "{preview}");
+    assert!(rendered.contains("Dear Ann, from Shop Ltd."), "{preview}");
+    assert!(rendered.ends_with(raw_attachment()), "{preview}");
+
+    let send = json!({
+        "substitution_data": {"name": "nobody", "shop": "Shop Ltd"},
+        "recipients": [
+            {"address": "ann@example.test", "substitution_data": {"name": "Ann"}},
+            {"address": "bob@example.test", "substitution_data": {"name": "Bob"}}
+        ],
+        "content": {"template_id": "raw-welcome"}
+    });
+    let (status, body) = server.post("/transmissions", &send).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"]["total_accepted_recipients"], 2);
+
+    let messages = sink.wait_for_messages(2, WAIT).await;
+    assert_eq!(messages.len(), 2, "log:\n{}", server.log());
+    for name in ["Ann", "Bob"] {
+        let rcpt = format!("{}@example.test", name.to_lowercase());
+        let message = messages
+            .iter()
+            .find(|m| m.rcpt_to == [rcpt.clone()])
+            .unwrap_or_else(|| panic!("no message to {rcpt}"));
+        let subject = format!("Hello {name}");
+        assert_eq!(message.header("Subject").as_deref(), Some(subject.as_str()));
+        assert_eq!(message.header("To").as_deref(), Some(rcpt.as_str()));
+        let body = message.body_text();
+        assert!(
+            body.contains(&format!("Dear {name}, from Shop Ltd.")),
+            "{body}"
+        );
+        assert!(body.ends_with(raw_attachment()), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_raw_template_beside_other_content_is_refused_and_the_previewer_renders_one() {
+    let server = Server::start("templates-raw-refused", "").await;
+    let mixed = json!({"name": "Mixed", "content": {"email_rfc822": RAW_TEMPLATE, "subject": "s"}});
+    let (status, error) = server.post("/templates", &mixed).await;
+    assert_eq!(status, 422, "{error}");
+    assert!(error["errors"][0]["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("content.subject")));
+    let (_, list) = server.get("/templates").await;
+    assert_eq!(list["results"], json!([]));
+
+    let body =
+        json!({"substitution_data": {"name": "Zoë"}, "content": {"email_rfc822": RAW_TEMPLATE}});
+    let (status, preview) = server.post("/utils/content-previewer", &body).await;
+    assert_eq!(status, 200, "{preview}");
+    let rendered = preview["results"]["email_rfc822"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        rendered.contains("Subject: =?"),
+        "an encoded subject: {preview}"
+    );
 }

@@ -16,10 +16,8 @@ use sluice_core::clock::{iso8601_ms, now_ms};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::transmission::content::inline_content;
-use crate::transmission::generate::Prepared;
-use crate::transmission::parse_body;
-use crate::transmission::request::Content;
+use crate::transmission::request::{Content, Options};
+use crate::transmission::{compile_content, parse_body};
 pub use store::TemplateStore;
 use store::{StoredTemplate, TemplateStoreError, Version};
 use write::TemplateBody;
@@ -164,15 +162,15 @@ pub async fn preview(
     let body: PreviewBody = parse_body(&body)?;
     let template = load(&state, &id)?;
     let version = chosen(&template, query.draft)?;
-    let prepared = render::compile(&version.content)?;
+    let compiled = render::compile(&version.content)?;
     let data = body.substitution_data.unwrap_or_default();
     Ok(Json(
-        json!({ "results": render::preview(&prepared, &data, &state.snippets)? }),
+        json!({ "results": render::preview(&compiled, &data, &state.snippets)? }),
     ))
 }
 
-/// `POST /utils/content-previewer`: inline content rendered with the given data, nothing
-/// stored.
+/// `POST /utils/content-previewer`: inline content or a raw message rendered with the given
+/// data, nothing stored.
 pub async fn content_previewer(
     State(state): State<AppState>,
     caller: Caller,
@@ -183,10 +181,10 @@ pub async fn content_previewer(
     let content = body
         .content
         .ok_or_else(|| ApiError::missing("content is required"))?;
-    let prepared = Prepared::compile(inline_content(content)?, true)?;
+    let compiled = compile_content(content, &Options::default())?;
     let data = body.substitution_data.unwrap_or_default();
     Ok(Json(
-        json!({ "results": render::preview(&prepared, &data, &state.snippets)? }),
+        json!({ "results": render::preview(&compiled, &data, &state.snippets)? }),
     ))
 }
 

@@ -1,5 +1,5 @@
-//! Stored content put to use: compiled with the same checks as a transmission's inline
-//! content, rendered for previews, and handed to transmissions that name a template.
+//! Stored content put to use: compiled with the same checks as a transmission's content,
+//! inline or raw, rendered for previews, and handed to transmissions that name a template.
 
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
@@ -11,8 +11,9 @@ use crate::error::ApiError;
 use crate::snippets::SnippetStore;
 use crate::state::AppState;
 use crate::transmission::content::inline_content;
-use crate::transmission::generate::{builtins, InlineContent, Prepared, Rendered};
+use crate::transmission::generate::{builtins, Compiled, InlineContent, Prepared, Rendered};
 use crate::transmission::request::Content;
+use crate::transmission::rfc822::RawContent;
 
 /// The stored content as a transmission's inline content, checked the same way.
 pub fn inline(content: &TemplateContent) -> Result<InlineContent, ApiError> {
@@ -28,16 +29,24 @@ pub fn inline(content: &TemplateContent) -> Result<InlineContent, ApiError> {
     })
 }
 
-/// Compiles every part; a syntax error is 422 `3000` naming the part and line.
-pub fn compile(content: &TemplateContent) -> Result<Prepared, ApiError> {
-    Prepared::compile(inline(content)?, true)
+/// Compiles the stored content, every inline part or the raw message, always with
+/// substitution; a syntax error is 422 `3000` naming the part and line.
+pub fn compile(content: &TemplateContent) -> Result<Compiled, ApiError> {
+    match &content.email_rfc822 {
+        Some(raw) => Ok(Compiled::Raw(RawContent::compile(raw)?)),
+        None => Ok(Compiled::Inline(Box::new(Prepared::compile(
+            inline(content)?,
+            true,
+        )?))),
+    }
 }
 
 /// Renders content with preview data: `substitution_data` is the only data layer, and the
 /// recipient's built-in variables are empty since there is no recipient. Snippets come from the
-/// store, as they would for a send.
+/// store, as they would for a send. Inline content answers its rendered fields; a raw message
+/// answers `{"email_rfc822": …}`, the whole message rendered.
 pub fn preview(
-    prepared: &Prepared,
+    compiled: &Compiled,
     data: &Map<String, Value>,
     snippets: &SnippetStore,
 ) -> Result<Value, ApiError> {
@@ -48,10 +57,11 @@ pub fn preview(
         dynamic: Some(data),
         snippets: Some(&|id: &str, part| snippets.lookup(id, part)),
     };
-    let rendered = prepared
-        .render(&context)
-        .map_err(|e| ApiError::invalid(format!("rendering failed: {e}")))?;
-    Ok(rendered_json(rendered))
+    let failed = |e: String| ApiError::invalid(format!("rendering failed: {e}"));
+    match compiled {
+        Compiled::Inline(prepared) => Ok(rendered_json(prepared.render(&context).map_err(failed)?)),
+        Compiled::Raw(raw) => Ok(json!({ "email_rfc822": raw.preview(&context).map_err(failed)? })),
+    }
 }
 
 fn rendered_json(rendered: Rendered) -> Value {
@@ -81,8 +91,8 @@ fn rendered_json(rendered: Rendered) -> Value {
 
 /// A stored template as a transmission uses it.
 pub struct Resolved {
-    /// The content, checked.
-    pub content: InlineContent,
+    /// The content, checked and compiled.
+    pub content: Compiled,
     /// The template's sending defaults.
     pub options: TemplateOptions,
     /// `template_version` on events.
@@ -97,7 +107,7 @@ pub fn for_transmission(state: &AppState, id: &str, draft: bool) -> Result<Resol
         .version(Some(draft))
         .ok_or_else(|| missing(id, draft))?;
     let resolved = Resolved {
-        content: inline(&version.content)?,
+        content: compile(&version.content)?,
         options: version.options,
         version: version.number.to_string(),
     };

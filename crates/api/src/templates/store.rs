@@ -6,14 +6,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sluice_core::{Store, StoreError};
 
-/// The content of one version, as checked and compiled when it was written. `from` is kept as
-/// `{email, name}` whatever form the client sent.
+/// The content of one version, as checked and compiled when it was written: either the inline
+/// fields or `email_rfc822` alone. `from` is kept as `{email, name}` whatever form the client
+/// sent; a raw message has neither `from` nor `subject`, so both are left out when empty.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TemplateContent {
     /// `{email, name?}`.
+    #[serde(skip_serializing_if = "Value::is_null")]
     pub from: Value,
     /// Subject line.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub subject: String,
     /// Plain-text part.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -30,6 +33,9 @@ pub struct TemplateContent {
     /// Extra headers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<Map<String, Value>>,
+    /// A whole message as raw MIME, in place of all the fields above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_rfc822: Option<String>,
 }
 
 /// The sending options a template carries; a transmission's own options win over them.

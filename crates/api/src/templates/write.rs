@@ -3,14 +3,15 @@
 //! python-sparkpost sends every field it was not handed as `null`.
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::render;
 use super::store::{id_from_name, StoredTemplate, TemplateContent, TemplateOptions, Version};
 use super::MAX_ID;
 use crate::error::ApiError;
 use crate::transmission::check_len;
-use crate::transmission::content::from_fields;
+use crate::transmission::content::{first_inline_field, from_fields, raw_alone};
+use crate::transmission::request::Content;
 
 /// Longest name and description, in bytes.
 const MAX_NAME: usize = 1024;
@@ -31,22 +32,10 @@ pub struct TemplateBody {
     pub published: Option<bool>,
     /// Sending defaults; each field given replaces the stored one.
     pub options: Option<TemplateOptions>,
-    /// Content; each field given replaces the stored one.
-    pub content: Option<ContentBody>,
-}
-
-/// `content` of a write.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ContentBody {
-    from: Option<Value>,
-    subject: Option<String>,
-    text: Option<String>,
-    html: Option<String>,
-    amp_html: Option<String>,
-    reply_to: Option<String>,
-    headers: Option<Map<String, Value>>,
-    email_rfc822: Option<String>,
+    /// Content: `email_rfc822` alone replaces all of it; otherwise each inline field given
+    /// replaces the stored one. Fields a template does not keep, such as `attachments`, are
+    /// ignored.
+    pub content: Option<Content>,
 }
 
 /// A new template from a create body, stored as a draft unless `published` is true.
@@ -170,18 +159,20 @@ fn merged(base: Version, body: &TemplateBody, now_ms: u64) -> Result<Version, Ap
     })
 }
 
-fn merged_content(
-    mut content: TemplateContent,
-    given: &ContentBody,
-) -> Result<TemplateContent, ApiError> {
-    // Transmissions take `email_rfc822`, but a stored template holds inline fields only: a raw
-    // template would need its own storage, previews that render a whole message, and a way for
-    // a transmission to name one. Until those exist it is refused rather than stored unusable.
-    if given.email_rfc822.is_some() {
-        return Err(ApiError::invalid(
-            "content.email_rfc822: raw MIME templates are not supported; store the parts, or send the message in a transmission's content.email_rfc822",
-        ));
+fn merged_content(base: TemplateContent, given: &Content) -> Result<TemplateContent, ApiError> {
+    if let Some(raw) = &given.email_rfc822 {
+        raw_alone(given)?;
+        return Ok(TemplateContent {
+            email_rfc822: Some(raw.clone()),
+            ..TemplateContent::default()
+        });
     }
+    // Inline fields over a raw message replace it: the two kinds of content never mix. A
+    // content object of nulls, as python-sparkpost sends when publishing, changes nothing.
+    let mut content = match first_inline_field(given) {
+        Some(_) if base.email_rfc822.is_some() => TemplateContent::default(),
+        _ => base,
+    };
     if let Some(from) = &given.from {
         let (email, name) = from_fields(from)?;
         content.from = match name {
@@ -207,10 +198,16 @@ fn merged_content(
     Ok(content)
 }
 
-/// Runs the checks a transmission's inline content gets and compiles every part, so a template
-/// that is stored can be sent.
+/// Runs the checks a transmission's content gets and compiles every part, or the raw message,
+/// so a template that is stored can be sent.
 fn check_content(content: &TemplateContent) -> Result<(), ApiError> {
-    let size = [&content.text, &content.html, &content.amp_html]
+    let parts = [
+        &content.text,
+        &content.html,
+        &content.amp_html,
+        &content.email_rfc822,
+    ];
+    let size = parts
         .iter()
         .map(|p| p.as_ref().map_or(0, String::len))
         .sum();
@@ -221,6 +218,7 @@ fn check_content(content: &TemplateContent) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn body(value: Value) -> TemplateBody {
         serde_json::from_value(value).expect("a template body")
@@ -293,5 +291,80 @@ mod tests {
         let again = apply_update(template, &publish, false, 2).expect("published again");
         let twice = apply_update(again, &publish, false, 3).expect("and again");
         assert_eq!(twice.published.as_ref().map(|p| p.number), Some(0));
+    }
+
+    const RAW: &str =
+        "From: Shop <shop@sender.test>\r\nSubject: Hi {{name}}\r\n\r\nDear {{name}}\r\n";
+
+    fn raw_create() -> TemplateBody {
+        body(
+            json!({"id": "raw", "name": "Raw", "content": {"email_rfc822": RAW, "from": null, "subject": null}}),
+        )
+    }
+
+    fn refusal(result: Result<StoredTemplate, ApiError>) -> Value {
+        let error = result.expect_err("refused");
+        assert_eq!(error.status().as_u16(), 422);
+        error.into_object()
+    }
+
+    #[test]
+    fn a_raw_template_is_stored_alone_and_read_back_as_written() {
+        let template = new_template(&raw_create(), 1).expect("created");
+        let content = &template.draft.as_ref().expect("a draft").content;
+        assert_eq!(
+            serde_json::to_value(content).expect("serialises"),
+            json!({"email_rfc822": RAW})
+        );
+    }
+
+    #[test]
+    fn a_raw_template_with_other_content_or_bad_mime_is_refused() {
+        let mixed = json!({"name": "R", "content": {"email_rfc822": RAW, "subject": "s"}});
+        let error = refusal(new_template(&body(mixed), 1));
+        assert!(error["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("content.subject")));
+        let empty = json!({"name": "R", "content": {"email_rfc822": ""}});
+        refusal(new_template(&body(empty), 1));
+        let broken =
+            json!({"name": "R", "content": {"email_rfc822": "From: a@b.test\r\n\r\nx\r\n{{if}}"}});
+        let error = refusal(new_template(&body(broken), 1));
+        assert_eq!(
+            (&error["code"], &error["part"], &error["line"]),
+            (&json!("3000"), &json!("text"), &json!(2))
+        );
+        let big = format!("From: a@b.test\r\n\r\n{}", "x".repeat(MAX_TEMPLATE_CONTENT));
+        let over = json!({"name": "R", "content": {"email_rfc822": big}});
+        let error = refusal(new_template(&body(over), 1));
+        assert!(error["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("content: ")));
+    }
+
+    #[test]
+    fn an_update_switches_between_raw_and_inline_content() {
+        let template = new_template(&python_create(), 1).expect("created");
+        let to_raw = body(json!({"content": {"email_rfc822": RAW}}));
+        let raw = apply_update(template, &to_raw, false, 2).expect("raw");
+        let draft = raw.draft.as_ref().expect("a draft");
+        assert_eq!(draft.content.email_rfc822.as_deref(), Some(RAW));
+        assert!(draft.content.text.is_none() && draft.content.from.is_null());
+
+        let publish = body(
+            json!({"published": true, "content": {"html": null, "text": null, "subject": null, "from": null}}),
+        );
+        let published = apply_update(raw, &publish, false, 3).expect("published");
+        let version = published.published.as_ref().expect("published");
+        assert_eq!(version.content.email_rfc822.as_deref(), Some(RAW));
+
+        let partial = body(json!({"content": {"text": "only text"}}));
+        refusal(apply_update(published.clone(), &partial, true, 4));
+        let inline =
+            body(json!({"content": {"from": "a@sender.test", "subject": "s", "text": "t"}}));
+        let back = apply_update(published, &inline, true, 4).expect("inline again");
+        let content = &back.published.as_ref().expect("published").content;
+        assert!(content.email_rfc822.is_none());
+        assert_eq!(content.text.as_deref(), Some("t"));
     }
 }

@@ -13,12 +13,12 @@ use super::{check_len, MAX_CONTENT};
 use crate::error::ApiError;
 
 /// Validates inline content, from a request or from a stored template, and decodes its
-/// attachments and inline images. Raw MIME goes to [`super::rfc822`] instead; here it is an
-/// error, since previews and templates take only inline content.
+/// attachments and inline images. Callers send `email_rfc822` to [`super::rfc822`] before
+/// coming here; a raw message reaching this point is refused rather than ignored.
 pub(crate) fn inline_content(content: Content) -> Result<InlineContent, ApiError> {
     if content.email_rfc822.is_some() {
         return Err(ApiError::invalid(
-            "content.email_rfc822: raw MIME content can only be sent in a transmission",
+            "content.email_rfc822 cannot be read as inline content",
         ));
     }
     let from = content
@@ -56,8 +56,18 @@ pub(crate) fn inline_content(content: Content) -> Result<InlineContent, ApiError
 /// Checks that raw MIME content comes alone: the message already holds its own headers and
 /// parts, so inline fields beside it would be silently lost.
 pub(crate) fn raw_alone(content: &Content) -> Result<(), ApiError> {
+    match first_inline_field(content) {
+        Some(name) => Err(ApiError::invalid(format!(
+            "content.email_rfc822 cannot be combined with content.{name}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The name of the first inline field given a value other than `null`, if any.
+pub(crate) fn first_inline_field(content: &Content) -> Option<&'static str> {
     let given = |v: Option<&Value>| v.is_some_and(|v| !v.is_null());
-    let others = [
+    let fields = [
         ("from", given(content.from.as_ref())),
         ("subject", content.subject.is_some()),
         ("text", content.text.is_some()),
@@ -68,12 +78,10 @@ pub(crate) fn raw_alone(content: &Content) -> Result<(), ApiError> {
         ("attachments", given(content.attachments.as_ref())),
         ("inline_images", given(content.inline_images.as_ref())),
     ];
-    match others.iter().find(|(_, present)| *present) {
-        Some((name, _)) => Err(ApiError::invalid(format!(
-            "content.email_rfc822 cannot be combined with content.{name}"
-        ))),
-        None => Ok(()),
-    }
+    fields
+        .iter()
+        .find(|(_, present)| *present)
+        .map(|(name, _)| *name)
 }
 
 /// The address and display name of `from`: `"a@b"`, `"Name <a@b>"` or `{email, name}`.

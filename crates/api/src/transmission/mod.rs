@@ -7,7 +7,7 @@ pub(crate) mod content;
 pub(crate) mod generate;
 pub mod record;
 pub(crate) mod request;
-mod rfc822;
+pub(crate) mod rfc822;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -186,11 +186,7 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
             let draft = content.use_draft_template.unwrap_or(false);
             let stored = templates::render::for_transmission(state, &template_id, draft)?;
             apply_template_options(&mut options, &stored.options);
-            let prepared = Prepared::compile(stored.content, true)?;
-            (
-                Compiled::Inline(Box::new(prepared)),
-                Some((template_id, stored.version)),
-            )
+            (stored.content, Some((template_id, stored.version)))
         }
         None => (compile_content(content, &options)?, None),
     };
@@ -212,7 +208,10 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
 }
 
 /// Compiles inline content, or a raw message when `email_rfc822` is given.
-fn compile_content(content: request::Content, options: &Options) -> Result<Compiled, ApiError> {
+pub(crate) fn compile_content(
+    content: request::Content,
+    options: &Options,
+) -> Result<Compiled, ApiError> {
     if let Some(raw) = &content.email_rfc822 {
         content::raw_alone(&content)?;
         return Ok(Compiled::Raw(RawContent::compile(raw)?));

@@ -121,6 +121,18 @@ impl RawContent {
     /// Renders the message for one recipient. Fails when data would put a line break into a
     /// header or leave the From header without an address.
     pub fn render(&self, context: &Context<'_>, message_id: &str) -> Result<Built, String> {
+        self.assemble(context, Some(message_id))
+    }
+
+    /// Renders the message for a preview: as [`RawContent::render`] does, but without adding
+    /// the Date and Message-ID that only a message being sent needs.
+    pub fn preview(&self, context: &Context<'_>) -> Result<String, String> {
+        let built = self.assemble(context, None)?;
+        Ok(String::from_utf8_lossy(&built.message).into_owned())
+    }
+
+    /// The rendered message; with a message id, Date and Message-ID are added when missing.
+    fn assemble(&self, context: &Context<'_>, message_id: Option<&str>) -> Result<Built, String> {
         let mut out = Vec::with_capacity(self.source.len() + 512);
         let root_rendered = self.parts.first().is_some_and(|p| p.is_root);
         for header in &self.headers {
@@ -130,7 +142,9 @@ impl RawContent {
             }
         }
         let (from_email, subject) = from_and_subject(&out)?;
-        self.write_missing(&mut out, message_id, &from_email);
+        if let Some(message_id) = message_id {
+            self.write_missing(&mut out, message_id, &from_email);
+        }
         if root_rendered {
             self.write_part(&mut out, &self.parts[0], context)?;
         } else {
@@ -529,6 +543,23 @@ mod tests {
         assert!(output.contains("Date: "));
         assert!(output.contains("Message-ID: <m1@sender.test>\r\n"));
         assert!(output.lines().all(|line| line.is_ascii()), "{output}");
+    }
+
+    #[test]
+    fn a_preview_renders_without_adding_headers() {
+        let raw = "From: a@b.test\nSubject: Hi {{name}}\n\nDear {{name}}\n";
+        let compiled = RawContent::compile(raw).expect("compiles");
+        let preview = with_context(json!({"name": "Ann"}), |context| compiled.preview(context))
+            .expect("renders");
+        assert!(
+            preview.starts_with("From: a@b.test\r\nSubject: Hi Ann\r\n"),
+            "{preview}"
+        );
+        assert!(preview.contains("Dear Ann"), "{preview}");
+        assert!(
+            !preview.contains("Date:") && !preview.contains("Message-ID:"),
+            "{preview}"
+        );
     }
 
     #[test]
