@@ -8,11 +8,12 @@
 //! total CPU and this process's share, so the split is visible.
 
 mod deferred;
+mod dkim;
 mod measure;
 mod postfix;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +26,9 @@ use sluice_testkit::webhook::{Behaviour, WebhookReceiver};
 use tokio::sync::Semaphore;
 
 use measure::{machine_busy_s, peak_rss_mib, percentiles, process_cpu_s};
+
+/// The domain every benchmark message is sent from.
+pub(crate) const FROM_DOMAIN: &str = "sender.test";
 
 /// Benchmark options.
 #[derive(Parser)]
@@ -59,6 +63,10 @@ pub struct Options {
     /// CPU and restart time while they wait.
     #[arg(long)]
     deferred: bool,
+    /// Create a sending domain for the From domain first, with a generated key of this kind
+    /// (RSA is 2048-bit), so every message is DKIM-signed.
+    #[arg(long, value_enum)]
+    dkim: Option<dkim::Algorithm>,
     /// Also run the workload through Postfix (configured and started by scripts/bench).
     #[arg(long)]
     postfix: bool,
@@ -85,16 +93,26 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    let mut runs = vec![run_sluice(&options).await?];
-    if options.postfix {
-        runs.push(postfix::run(&options).await?);
-    }
-    let report = json!({"messages": options.messages, "size_kb": options.size_kb, "concurrency": options.concurrency, "rate": options.rate, "runs": runs});
+    let report = run_throughput(&options).await?;
     print_table(&report);
     if let Some(path) = &options.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing the report to {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The throughput run through Sluice, and through Postfix if asked.
+async fn run_throughput(options: &Options) -> anyhow::Result<Value> {
+    let mut runs = vec![run_sluice(options).await?];
+    if options.postfix {
+        runs.push(postfix::run(options).await?);
+    }
+    let dkim = options.dkim.map(dkim::Algorithm::name);
+    Ok(json!({
+        "messages": options.messages, "size_kb": options.size_kb, "concurrency": options.concurrency,
+        "rate": options.rate, "dkim": dkim, "runs": runs,
+    }))
 }
 
 /// Starts Sluice, drives it, and reports.
@@ -105,25 +123,21 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         sink.addr()
     );
     let (dir, config, port) = bench_config("sluice-bench", &route)?;
-    let child = Command::new(&options.sluice)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (cargo build --release -p sluice)",
-                options.sluice.display()
-            )
-        })?;
-    let pid = child.id();
-    let _server = Process(child);
+    let server = start_sluice(options, &config)?;
+    let pid = server.0.id();
     let api = format!("http://127.0.0.1:{port}/api/v1/transmissions");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(options.concurrency)
         .build()?;
     wait_ready(&client, &api).await?;
+    if let Some(algorithm) = options.dkim {
+        dkim::create_sending_domain(
+            &client,
+            &format!("http://127.0.0.1:{port}/api/v1"),
+            algorithm,
+        )
+        .await?;
+    }
     let receiver = WebhookReceiver::start("127.0.0.1:0".parse()?, Behaviour::new()).await?;
     if !options.no_webhook {
         register_webhook(&client, &api, &receiver).await?;
@@ -146,6 +160,9 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
             received.len(),
             options.messages
         );
+    }
+    if let Some(algorithm) = options.dkim {
+        dkim::check_signed(&received, algorithm)?;
     }
     let busy = busy_before.zip(machine_busy_s()).map(|(a, b)| b - a);
     let mut accept_latency: Vec<Duration> =
@@ -170,6 +187,23 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         "machine_cpu_s": busy,
         "webhook_events_per_s": if options.dead_webhook || options.no_webhook { None } else { events_per_s(&receiver, options.messages, started).await },
     }))
+}
+
+/// Starts `sluice serve` with `config`; it is stopped when the returned value is dropped.
+pub(crate) fn start_sluice(options: &Options, config: &Path) -> anyhow::Result<Process> {
+    let child = Command::new(&options.sluice)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (cargo build --release -p sluice)",
+                options.sluice.display()
+            )
+        })?;
+    Ok(Process(child))
 }
 
 /// Writes a config in a fresh temporary directory: a free API port, the spool inside that
@@ -233,7 +267,8 @@ async fn events_per_s(
     None
 }
 
-async fn wait_ready(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
+/// Waits until Sluice's API answers at `api`.
+pub(crate) async fn wait_ready(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
     for _ in 0..600 {
         if client.get(api).send().await.is_ok() {
             return Ok(());
@@ -276,7 +311,7 @@ pub(crate) async fn send_all(
             .collect();
         let body = json!({
             "recipients": recipients,
-            "content": {"from": "bench@sender.test", "subject": "Message {{n}}", "text": text},
+            "content": {"from": format!("bench@{FROM_DOMAIN}"), "subject": "Message {{n}}", "text": text},
         });
         let (client, api) = (client.clone(), api.to_string());
         tasks.push(tokio::spawn(async move {
@@ -305,8 +340,12 @@ pub(crate) async fn send_all(
 
 fn print_table(report: &Value) {
     let runs = report["runs"].as_array().cloned().unwrap_or_default();
+    let signing = match report["dkim"].as_str() {
+        Some(algorithm) => format!(", DKIM-signed ({algorithm})"),
+        None => String::new(),
+    };
     println!(
-        "{} messages of {} KiB, {} concurrent API clients",
+        "{} messages of {} KiB, {} concurrent API clients{signing}",
         report["messages"], report["size_kb"], report["concurrency"]
     );
     println!(
