@@ -11,6 +11,7 @@ mod deferred;
 mod dkim;
 mod measure;
 mod postfix;
+mod shaping;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use serde_json::{json, Value};
 use sluice_testkit::smtp::{Script, SmtpSink};
 use sluice_testkit::webhook::{Behaviour, WebhookReceiver};
@@ -33,7 +35,7 @@ pub(crate) const FROM_DOMAIN: &str = "sender.test";
 /// Benchmark options.
 #[derive(Parser)]
 pub struct Options {
-    /// Messages to send, one recipient each.
+    /// Messages to send, one recipient each (1,500 with --shaping).
     #[arg(long, default_value_t = 20_000)]
     messages: usize,
     /// API requests in flight at once.
@@ -42,7 +44,7 @@ pub struct Options {
     /// Recipients per transmission (each gets its own message).
     #[arg(long, default_value_t = 1)]
     recipients: usize,
-    /// Size of each message's text part, in KiB.
+    /// Size of each message's text part, in KiB (1 with --shaping).
     #[arg(long, default_value_t = 10)]
     size_kb: usize,
     /// The sluice binary to run.
@@ -67,6 +69,19 @@ pub struct Options {
     /// (RSA is 2048-bit), so every message is DKIM-signed.
     #[arg(long, value_enum)]
     dkim: Option<dkim::Algorithm>,
+    /// Instead of measuring throughput, limit the sink's site by `[shaping.default]`, submit
+    /// every message at once, and report how closely arrivals and connections keep the limits.
+    #[arg(long)]
+    shaping: bool,
+    /// With --shaping: the site's `max_message_rate`, in messages per second.
+    #[arg(long, default_value_t = 50)]
+    shaping_rate: u32,
+    /// With --shaping: the site's `burst`.
+    #[arg(long, default_value_t = 10)]
+    shaping_burst: u32,
+    /// With --shaping: the site's `max_connections`.
+    #[arg(long, default_value_t = 5)]
+    shaping_connections: usize,
     /// Also run the workload through Postfix (configured and started by scripts/bench).
     #[arg(long)]
     postfix: bool,
@@ -86,20 +101,42 @@ impl Drop for Process {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let options = Options::parse();
+    let options = parse_options()?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     if options.deferred {
         let report = deferred::run(&options).await?;
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    let report = run_throughput(&options).await?;
-    print_table(&report);
+    let report = if options.shaping {
+        let report = shaping::run(&options).await?;
+        shaping::print_row(&report);
+        report
+    } else {
+        let report = run_throughput(&options).await?;
+        print_table(&report);
+        report
+    };
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing the report to {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Parses the command line. `--shaping` wants few and small messages, since they drain at the
+/// configured rate: it changes the defaults of `--messages` and `--size-kb`, not given values.
+fn parse_options() -> anyhow::Result<Options> {
+    let matches = Options::command().get_matches();
+    let mut options = Options::from_arg_matches(&matches)?;
+    let defaulted = |id: &str| matches.value_source(id) == Some(ValueSource::DefaultValue);
+    if options.shaping && defaulted("messages") {
+        options.messages = 1_500;
+    }
+    if options.shaping && defaulted("size_kb") {
+        options.size_kb = 1;
+    }
+    Ok(options)
 }
 
 /// The throughput run through Sluice, and through Postfix if asked.
