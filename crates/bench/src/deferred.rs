@@ -2,14 +2,13 @@
 //! (their route refuses connections, and the retry wait is an hour), then report resident
 //! memory and CPU while they wait, and how long a restart takes to answer the API again.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::{json, Value};
 
 use crate::measure::process_cpu_s;
-use crate::{bench_config, send_all, Options, Process};
+use crate::{bench_config, send_all, start_sluice, Options, Process};
 
 /// Runs the measurement with `options.messages` deferred messages.
 pub async fn run(options: &Options) -> anyhow::Result<Value> {
@@ -80,14 +79,7 @@ async fn start(
     api: &str,
 ) -> anyhow::Result<(Process, Duration)> {
     let started = Instant::now();
-    let child = Command::new(&options.sluice)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", options.sluice.display()))?;
-    let process = Process(child);
+    let process = start_sluice(options, config)?;
     for _ in 0..1200 {
         let answer = client
             .get(format!("{api}/webhooks"))

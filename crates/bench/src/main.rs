@@ -8,17 +8,20 @@
 //! total CPU and this process's share, so the split is visible.
 
 mod deferred;
+mod dkim;
 mod measure;
 mod postfix;
+mod shaping;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use serde_json::{json, Value};
 use sluice_testkit::smtp::{Script, SmtpSink};
 use sluice_testkit::webhook::{Behaviour, WebhookReceiver};
@@ -26,10 +29,13 @@ use tokio::sync::Semaphore;
 
 use measure::{machine_busy_s, peak_rss_mib, percentiles, process_cpu_s};
 
+/// The domain every benchmark message is sent from.
+pub(crate) const FROM_DOMAIN: &str = "sender.test";
+
 /// Benchmark options.
 #[derive(Parser)]
 pub struct Options {
-    /// Messages to send, one recipient each.
+    /// Messages to send, one recipient each (1,500 with --shaping).
     #[arg(long, default_value_t = 20_000)]
     messages: usize,
     /// API requests in flight at once.
@@ -38,7 +44,7 @@ pub struct Options {
     /// Recipients per transmission (each gets its own message).
     #[arg(long, default_value_t = 1)]
     recipients: usize,
-    /// Size of each message's text part, in KiB.
+    /// Size of each message's text part, in KiB (1 with --shaping).
     #[arg(long, default_value_t = 10)]
     size_kb: usize,
     /// The sluice binary to run.
@@ -59,6 +65,23 @@ pub struct Options {
     /// CPU and restart time while they wait.
     #[arg(long)]
     deferred: bool,
+    /// Create a sending domain for the From domain first, with a generated key of this kind
+    /// (RSA is 2048-bit), so every message is DKIM-signed.
+    #[arg(long, value_enum)]
+    dkim: Option<dkim::Algorithm>,
+    /// Instead of measuring throughput, limit the sink's site by `[shaping.default]`, submit
+    /// every message at once, and report how closely arrivals and connections keep the limits.
+    #[arg(long)]
+    shaping: bool,
+    /// With --shaping: the site's `max_message_rate`, in messages per second.
+    #[arg(long, default_value_t = 50)]
+    shaping_rate: u32,
+    /// With --shaping: the site's `burst`.
+    #[arg(long, default_value_t = 10)]
+    shaping_burst: u32,
+    /// With --shaping: the site's `max_connections`.
+    #[arg(long, default_value_t = 5)]
+    shaping_connections: usize,
     /// Also run the workload through Postfix (configured and started by scripts/bench).
     #[arg(long)]
     postfix: bool,
@@ -78,23 +101,55 @@ impl Drop for Process {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let options = Options::parse();
+    let options = parse_options()?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     if options.deferred {
         let report = deferred::run(&options).await?;
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    let mut runs = vec![run_sluice(&options).await?];
-    if options.postfix {
-        runs.push(postfix::run(&options).await?);
-    }
-    let report = json!({"messages": options.messages, "size_kb": options.size_kb, "concurrency": options.concurrency, "rate": options.rate, "runs": runs});
-    print_table(&report);
+    let report = if options.shaping {
+        let report = shaping::run(&options).await?;
+        shaping::print_row(&report);
+        report
+    } else {
+        let report = run_throughput(&options).await?;
+        print_table(&report);
+        report
+    };
     if let Some(path) = &options.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing the report to {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Parses the command line. `--shaping` wants few and small messages, since they drain at the
+/// configured rate: it changes the defaults of `--messages` and `--size-kb`, not given values.
+fn parse_options() -> anyhow::Result<Options> {
+    let matches = Options::command().get_matches();
+    let mut options = Options::from_arg_matches(&matches)?;
+    let defaulted = |id: &str| matches.value_source(id) == Some(ValueSource::DefaultValue);
+    if options.shaping && defaulted("messages") {
+        options.messages = 1_500;
+    }
+    if options.shaping && defaulted("size_kb") {
+        options.size_kb = 1;
+    }
+    Ok(options)
+}
+
+/// The throughput run through Sluice, and through Postfix if asked.
+async fn run_throughput(options: &Options) -> anyhow::Result<Value> {
+    let mut runs = vec![run_sluice(options).await?];
+    if options.postfix {
+        runs.push(postfix::run(options).await?);
+    }
+    let dkim = options.dkim.map(dkim::Algorithm::name);
+    Ok(json!({
+        "messages": options.messages, "size_kb": options.size_kb, "concurrency": options.concurrency,
+        "rate": options.rate, "dkim": dkim, "runs": runs,
+    }))
 }
 
 /// Starts Sluice, drives it, and reports.
@@ -105,25 +160,21 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         sink.addr()
     );
     let (dir, config, port) = bench_config("sluice-bench", &route)?;
-    let child = Command::new(&options.sluice)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (cargo build --release -p sluice)",
-                options.sluice.display()
-            )
-        })?;
-    let pid = child.id();
-    let _server = Process(child);
+    let server = start_sluice(options, &config)?;
+    let pid = server.0.id();
     let api = format!("http://127.0.0.1:{port}/api/v1/transmissions");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(options.concurrency)
         .build()?;
     wait_ready(&client, &api).await?;
+    if let Some(algorithm) = options.dkim {
+        dkim::create_sending_domain(
+            &client,
+            &format!("http://127.0.0.1:{port}/api/v1"),
+            algorithm,
+        )
+        .await?;
+    }
     let receiver = WebhookReceiver::start("127.0.0.1:0".parse()?, Behaviour::new()).await?;
     if !options.no_webhook {
         register_webhook(&client, &api, &receiver).await?;
@@ -146,6 +197,9 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
             received.len(),
             options.messages
         );
+    }
+    if let Some(algorithm) = options.dkim {
+        dkim::check_signed(&received, algorithm)?;
     }
     let busy = busy_before.zip(machine_busy_s()).map(|(a, b)| b - a);
     let mut accept_latency: Vec<Duration> =
@@ -170,6 +224,23 @@ async fn run_sluice(options: &Options) -> anyhow::Result<Value> {
         "machine_cpu_s": busy,
         "webhook_events_per_s": if options.dead_webhook || options.no_webhook { None } else { events_per_s(&receiver, options.messages, started).await },
     }))
+}
+
+/// Starts `sluice serve` with `config`; it is stopped when the returned value is dropped.
+pub(crate) fn start_sluice(options: &Options, config: &Path) -> anyhow::Result<Process> {
+    let child = Command::new(&options.sluice)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (cargo build --release -p sluice)",
+                options.sluice.display()
+            )
+        })?;
+    Ok(Process(child))
 }
 
 /// Writes a config in a fresh temporary directory: a free API port, the spool inside that
@@ -233,7 +304,8 @@ async fn events_per_s(
     None
 }
 
-async fn wait_ready(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
+/// Waits until Sluice's API answers at `api`.
+pub(crate) async fn wait_ready(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
     for _ in 0..600 {
         if client.get(api).send().await.is_ok() {
             return Ok(());
@@ -276,7 +348,7 @@ pub(crate) async fn send_all(
             .collect();
         let body = json!({
             "recipients": recipients,
-            "content": {"from": "bench@sender.test", "subject": "Message {{n}}", "text": text},
+            "content": {"from": format!("bench@{FROM_DOMAIN}"), "subject": "Message {{n}}", "text": text},
         });
         let (client, api) = (client.clone(), api.to_string());
         tasks.push(tokio::spawn(async move {
@@ -305,8 +377,12 @@ pub(crate) async fn send_all(
 
 fn print_table(report: &Value) {
     let runs = report["runs"].as_array().cloned().unwrap_or_default();
+    let signing = match report["dkim"].as_str() {
+        Some(algorithm) => format!(", DKIM-signed ({algorithm})"),
+        None => String::new(),
+    };
     println!(
-        "{} messages of {} KiB, {} concurrent API clients",
+        "{} messages of {} KiB, {} concurrent API clients{signing}",
         report["messages"], report["size_kb"], report["concurrency"]
     );
     println!(
