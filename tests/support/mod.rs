@@ -113,7 +113,10 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["serve", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", "info,sluice_delivery=trace,sluice_queue=debug")
+            .env(
+                "RUST_LOG",
+                "info,sluice_delivery=trace,sluice_queue=debug,sluice_events=debug",
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

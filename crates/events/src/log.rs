@@ -59,7 +59,16 @@ impl EventLog {
         self.write(batch, index)?;
         drop(guard);
         if let Some(last) = last {
-            self.newest.send_replace(last);
+            // Appends finish out of order once the lock is released: an appender preempted
+            // here must not move the newest id back below what another has since written, or a
+            // dispatcher waiting for events past it would sleep while they sit in the log.
+            self.newest.send_if_modified(|newest| {
+                let newer = last > *newest;
+                if newer {
+                    *newest = last;
+                }
+                newer
+            });
         }
         Ok(())
     }
