@@ -69,6 +69,7 @@ fn one(content: &Compiled, data: &Map<String, Value>, keyring: &Keyring) -> usiz
         builtins: &builtins,
         dynamic: Some(&empty),
         snippets: None,
+        snippet_calls: Default::default(),
     };
     let addressing = Addressing {
         message_id: "000000000000000000001",

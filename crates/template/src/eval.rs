@@ -15,7 +15,8 @@ use crate::ast::{Expr, Func, Node};
 use crate::value::Value;
 use crate::{Context, Part, RenderError, Snippet, Template};
 
-/// Most `render_snippet` calls one render may make, nested templates included.
+/// Most `render_snippet` calls one message may make, over all its parts and any dynamic content
+/// they pull in: the count lives in the [`Context`], which serves every part of one message.
 pub const MAX_SNIPPETS: usize = 5;
 
 /// Most `each` iterations one render may run, counting every nesting level.
@@ -47,7 +48,6 @@ struct Frame<'v> {
 struct Renderer<'c, 'd> {
     ctx: &'c Context<'d>,
     part: Part,
-    snippets_used: usize,
     iterations: usize,
     /// Length of the output buffer before this render, which may be a reused buffer.
     start_len: usize,
@@ -60,7 +60,6 @@ impl<'c, 'd> Renderer<'c, 'd> {
         Renderer {
             ctx,
             part,
-            snippets_used: 0,
             iterations: 0,
             start_len,
             in_snippet: false,
@@ -150,9 +149,10 @@ impl<'c, 'd> Renderer<'c, 'd> {
                 "render_snippet cannot be used inside a snippet",
             ));
         }
-        self.snippets_used += 1;
-        if self.snippets_used > MAX_SNIPPETS {
-            let msg = format!("snippet limit exceeded: at most {MAX_SNIPPETS} per render");
+        let calls = self.ctx.snippet_calls.get() + 1;
+        self.ctx.snippet_calls.set(calls);
+        if calls > MAX_SNIPPETS {
+            let msg = format!("snippet limit exceeded: at most {MAX_SNIPPETS} per message");
             return Err(RenderError::new(msg));
         }
         let id = match self.eval(id, scope) {
@@ -307,6 +307,7 @@ mod tests {
             builtins: &builtins,
             dynamic: None,
             snippets: None,
+            snippet_calls: Default::default(),
         };
         Template::compile(source, Part::Text)
             .expect("compiles")
@@ -376,6 +377,7 @@ mod tests {
             builtins: &builtins,
             dynamic: None,
             snippets: None,
+            snippet_calls: Default::default(),
         };
         let renderer = Renderer::new(&ctx, Part::Text, 0);
         assert!(matches!(

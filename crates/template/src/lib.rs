@@ -25,6 +25,7 @@
 //!     builtins: &builtins,
 //!     dynamic: None,
 //!     snippets: None,
+//!     snippet_calls: Default::default(),
 //! };
 //! assert_eq!(template.render(&ctx)?, "<p>Hi &lt;Ada&gt;</p>");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -41,6 +42,7 @@ mod parser;
 mod token;
 mod value;
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -171,6 +173,9 @@ pub struct Context<'a> {
     pub dynamic: Option<&'a Map<String, Json>>,
     /// Looks up a snippet by id for the given part (`None` = missing).
     pub snippets: Option<&'a SnippetLookup<'a>>,
+    /// `render_snippet` calls made so far through this context. One context serves every part
+    /// of one message, so the limit of [`MAX_SNIPPETS`] holds for the message, not per part.
+    pub snippet_calls: Cell<usize>,
 }
 
 impl fmt::Debug for Context<'_> {
@@ -180,6 +185,7 @@ impl fmt::Debug for Context<'_> {
             .field("builtins", &self.builtins)
             .field("dynamic", &self.dynamic)
             .field("snippets", &self.snippets.map(|_| "<fn>"))
+            .field("snippet_calls", &self.snippet_calls.get())
             .finish()
     }
 }

@@ -383,6 +383,7 @@ fn static_templates_render_their_source() {
         builtins: &builtins,
         dynamic: None,
         snippets: None,
+        snippet_calls: Default::default(),
     };
     assert_eq!(template.render(&ctx).expect("renders"), source);
 }
@@ -399,6 +400,7 @@ fn compiled_snippets_render_like_their_source() {
         builtins: &builtins,
         dynamic: None,
         snippets: Some(&lookup),
+        snippet_calls: Default::default(),
     };
     let template = Template::compile("[{{ render_snippet('footer') }}]", Part::Html);
     let rendered = template.expect("compiles").render(&ctx);

@@ -25,6 +25,19 @@ fn snippet_failures_are_render_errors() {
 }
 
 #[test]
+fn the_snippet_limit_counts_every_part_of_a_message() {
+    let fixture = Fixture::new();
+    let three = "{{render_snippet('footer')}}".repeat(3);
+    let html_three = "{{render_snippet('html_footer')}}".repeat(3);
+    let one_part = fixture.try_render_parts(&[(&three, Part::Text)]);
+    assert_eq!(one_part.expect("3 calls are allowed").len(), 1);
+    let two_parts = fixture.try_render_parts(&[(&three, Part::Text), (&html_three, Part::Html)]);
+    assert!(two_parts
+        .expect_err("6 calls over two parts")
+        .contains("snippet limit exceeded: at most 5 per message"));
+}
+
+#[test]
 fn snippets_without_a_lookup_are_missing() {
     let template = Template::compile("{{ render_snippet('a') }}", Part::Text).expect("compiles");
     let builtins = Map::new();
@@ -33,6 +46,7 @@ fn snippets_without_a_lookup_are_missing() {
         builtins: &builtins,
         dynamic: None,
         snippets: None,
+        snippet_calls: Default::default(),
     };
     assert!(template.render(&ctx).is_err());
 }

@@ -84,6 +84,7 @@ fn render_everywhere(source: &str, layers: &[Map<String, Json>]) {
             builtins: &builtins,
             dynamic: layers.last(),
             snippets: Some(&lookup),
+            snippet_calls: Default::default(),
         };
         let _ = template.render(&ctx);
     }
@@ -270,6 +271,7 @@ fn render_one(source: &str, part: Part, data: &Map<String, Json>) -> String {
         builtins: &builtins,
         dynamic: None,
         snippets: None,
+        snippet_calls: Default::default(),
     };
     let template = Template::compile(source, part).expect("template compiles");
     template.render(&ctx).expect("template renders")

@@ -56,6 +56,7 @@ pub fn preview(
         builtins: &builtins,
         dynamic: Some(data),
         snippets: Some(&|id: &str, part| snippets.lookup(id, part)),
+        snippet_calls: Default::default(),
     };
     let failed = |e: String| ApiError::invalid(format!("rendering failed: {e}"));
     match compiled {

@@ -423,6 +423,7 @@ pub(super) mod tests {
             builtins: &builtins,
             dynamic: None,
             snippets: None,
+            snippet_calls: Default::default(),
         };
         f(&context)
     }

@@ -312,6 +312,7 @@ fn generate(
             builtins: &builtins,
             dynamic: Some(&t.substitution_data),
             snippets: Some(&|id: &str, part| state.snippets.lookup(id, part)),
+            snippet_calls: Default::default(),
         };
         generation::generate(&t.content, &context, &addressing, &state.keyring)
             .map_err(|e| generation_failure(&facts, &e))?

@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         builtins: &fixture.builtins,
         dynamic: fixture.layers.get(2),
         snippets: Some(&snippet),
+        snippet_calls: Default::default(),
     };
     for part in [Part::Text, Part::Html, Part::AmpHtml, Part::Header] {
         if let Ok(template) = Template::compile(&source, part) {
