@@ -19,6 +19,9 @@ use crate::error::ApiError;
 /// too, so a small template cannot render into a huge message.
 const MAX_RENDERED: usize = 20 * 1000 * 1000;
 
+/// Longest line SMTP carries, not counting its CRLF (RFC 5321, section 4.5.3.1.6).
+const MAX_LINE: usize = 998;
+
 /// A transmission's content, compiled once and built for each recipient.
 pub enum Compiled {
     /// Inline fields, from the request or a stored template.
@@ -45,18 +48,20 @@ impl Compiled {
         context: &Context<'_>,
         addressing: &Addressing<'_>,
     ) -> Result<Built, String> {
-        match self {
+        let built = match self {
             Compiled::Inline(prepared) => {
                 let rendered = prepared.render(context)?;
                 let message = build_mime(&rendered, addressing)?;
-                Ok(Built {
+                Built {
                     message,
                     from_email: rendered.from_email,
                     subject: rendered.subject,
-                })
+                }
             }
-            Compiled::Raw(raw) => raw.render(context, addressing.message_id),
-        }
+            Compiled::Raw(raw) => raw.render(context, addressing.message_id)?,
+        };
+        check_line_lengths(&built.message)?;
+        Ok(built)
     }
 
     /// Whether the content has an AMP part.
@@ -257,6 +262,25 @@ pub(super) fn check_header_value(name: &str, value: &str) -> Result<(), String> 
     Ok(())
 }
 
+/// Refuses a message with a line longer than SMTP allows. A receiver may cut such a line or
+/// refuse the whole message, so the sender is better told now, with the line's number.
+pub(super) fn check_line_lengths(message: &[u8]) -> Result<(), String> {
+    let ends = memchr::memchr_iter(b'\n', message).chain(std::iter::once(message.len()));
+    let mut start = 0;
+    for (index, end) in ends.enumerate() {
+        let line = &message[start..end];
+        let len = line.strip_suffix(b"\r").map_or(line.len(), <[u8]>::len);
+        if len > MAX_LINE {
+            return Err(format!(
+                "line {} of the message is {len} characters long, over SMTP's limit of {MAX_LINE}",
+                index + 1
+            ));
+        }
+        start = end + 1;
+    }
+    Ok(())
+}
+
 /// Builds the RFC 5322 message. Fails when rendered data would put a line break into a header,
 /// which would let recipient data inject headers.
 pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Vec<u8>, String> {
@@ -270,10 +294,11 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
     {
         return Err("the content contains a NUL character, which SMTP cannot carry".into());
     }
-    let size: usize = parts
+    let text: usize = parts
         .iter()
         .map(|p| p.as_ref().map_or(0, String::len))
         .sum();
+    let size = text + rendered.files.decoded_len;
     if size > MAX_RENDERED {
         return Err(format!(
             "the rendered content is {size} bytes, over the limit of {MAX_RENDERED}"
@@ -520,6 +545,50 @@ pub(super) mod tests {
         assert_eq!(children(&message, 0), ["text/html", "image/gif"]);
         let related = message.parts[0].content_type().expect("a type");
         assert_eq!(related.attribute("type"), Some("text/html"));
+    }
+
+    #[test]
+    fn no_built_line_is_longer_than_smtp_allows() {
+        let content = serde_json::from_value(json!({
+            "from": "shop@sender.test", "subject": "{{token}}", "text": "t",
+            "headers": {"X-Token": "{{token}}", "X-Words": "{{words}}"},
+        }))
+        .expect("a content object");
+        let prepared =
+            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        let data = json!({"token": "x".repeat(1200), "words": "word ".repeat(400)});
+        let built = with_context(data, |c| {
+            Compiled::Inline(Box::new(prepared)).build(c, &addressing())
+        });
+        let message = String::from_utf8(built.expect("builds").message).expect("UTF-8");
+        assert!(message.lines().all(|l| l.len() <= MAX_LINE), "{message}");
+        let parsed = MessageParser::default()
+            .parse(message.as_bytes())
+            .expect("parses");
+        assert_eq!(parsed.subject(), Some("x".repeat(1200).as_str()));
+    }
+
+    #[test]
+    fn attachments_count_toward_the_rendered_size() {
+        let content = serde_json::from_value(json!({
+            "from": "shop@sender.test", "subject": "s", "text": "{{{big}}}",
+            "attachments": [{"name": "a.bin", "type": "application/octet-stream",
+                             "data": b64(&vec![0u8; 12_000_000])}],
+        }))
+        .expect("a content object");
+        let prepared =
+            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        let data = json!({"big": "x".repeat(9_000_000)});
+        let rendered = with_context(data, |c| prepared.render(c)).expect("renders");
+        let error = build_mime(&rendered, &addressing()).expect_err("too big");
+        assert!(error.contains("21000000 bytes"), "{error}");
+    }
+
+    fn addressing() -> Addressing<'static> {
+        Addressing {
+            message_id: "m1",
+            to: Address::from_json(&json!("ann@example.test")).expect("address"),
+        }
     }
 
     #[test]

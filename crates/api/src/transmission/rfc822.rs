@@ -17,10 +17,11 @@ use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::headers::Header as _;
 use mail_builder::mime::MimePart;
+use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use sluice_template::{Context, Part, Template};
 
-use super::generate::{cc_mentions, check_header_value, syntax_error, Built};
+use super::generate::{cc_mentions, check_header_value, check_line_lengths, syntax_error, Built};
 use super::{check_len, MAX_CONTENT};
 use crate::error::ApiError;
 
@@ -39,6 +40,7 @@ pub struct RawContent {
     parts: Vec<TextPart>,
     has_date: bool,
     has_message_id: bool,
+    has_mime_version: bool,
     has_amp: bool,
     /// The `Cc` header as written, to tell cc copies from bcc ones.
     cc: Option<String>,
@@ -84,6 +86,11 @@ impl RawContent {
             .ok_or_else(|| ApiError::invalid(format!("{FIELD} is not a MIME message")))?;
         let root = &message.parts[0];
         check_from(&message, &source)?;
+        // Header fields are copied as written; a body line too long is refused when rendered,
+        // as substitution may re-encode the part it is in.
+        let header_block = source.as_bytes().get(..root.offset_body as usize);
+        check_line_lengths(header_block.unwrap_or_default())
+            .map_err(|e| ApiError::invalid(format!("{FIELD}: {e}")))?;
         let headers = root
             .headers
             .iter()
@@ -99,6 +106,7 @@ impl RawContent {
         Ok(RawContent {
             has_date: has(HeaderName::Date),
             has_message_id: has(HeaderName::MessageId),
+            has_mime_version: has(HeaderName::MimeVersion),
             body_start: root.offset_body as usize,
             headers,
             parts,
@@ -146,10 +154,20 @@ impl RawContent {
             self.write_missing(&mut out, message_id, &from_email);
         }
         if root_rendered {
+            // The rendered root part gets MIME encoding headers, which mean nothing without it.
+            if !self.has_mime_version {
+                out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+            }
             self.write_part(&mut out, &self.parts[0], context)?;
         } else {
             out.extend_from_slice(b"\r\n");
             self.write_body(&mut out, context)?;
+        }
+        if out.len() > MAX_CONTENT {
+            return Err(format!(
+                "the rendered message is {} bytes, over the limit of {MAX_CONTENT}",
+                out.len()
+            ));
         }
         Ok(Built {
             message: out,
@@ -367,15 +385,12 @@ fn compile_part(
     name: &'static str,
     is_root: bool,
 ) -> Result<Option<TextPart>, ApiError> {
-    // A body the parser could not decode (a charset it does not know) is sent as written,
-    // without substitution: decoding it wrongly would damage it.
-    if part.is_encoding_problem {
-        return Ok(None);
-    }
     let (PartType::Text(text) | PartType::Html(text)) = &part.body else {
         return Ok(None);
     };
-    if !text.contains("{{") {
+    // A body the parser could not decode faithfully is sent as written, without substitution:
+    // rendering and re-encoding a wrong decoding would damage it.
+    if !decoded_faithfully(part, text) || !text.contains("{{") {
         return Ok(None);
     }
     let template =
@@ -403,6 +418,32 @@ fn compile_part(
         template,
         is_root,
     }))
+}
+
+/// Whether the parser's decoding of a text part is the text as written. It is not when the
+/// transfer encoding was broken, when the charset is one the parser does not know (it then
+/// reads the bytes as UTF-8), or when bytes said to be UTF-8 (or unlabelled) were not.
+fn decoded_faithfully(part: &MessagePart<'_>, text: &str) -> bool {
+    if part.is_encoding_problem {
+        return false;
+    }
+    let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
+    match charset {
+        Some(charset) if charset_decoder(charset.as_bytes()).is_some() => true,
+        Some(charset) if !is_utf8_label(charset) => false,
+        // UTF-8 is decoded lossily: a replacement character may stand for invalid bytes.
+        _ => !text.contains('\u{FFFD}'),
+    }
+}
+
+/// Whether a charset label names UTF-8 (`utf-8`, `UTF8`, `unicode-1-1-utf-8`, ...).
+fn is_utf8_label(charset: &str) -> bool {
+    let letters: String = charset
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    letters.ends_with("utf8")
 }
 
 /// The part's Content-Type with its parameters, but `charset=utf-8`.
@@ -468,6 +509,7 @@ mod tests {
 
     use super::*;
     use crate::transmission::generate::tests::with_context;
+    use crate::transmission::generate::{Addressing, Compiled};
 
     const MULTIPART: &str = "From: Shop <shop@sender.test>\r\n\
         To: \"{{address.name}}\" <{{address.email}}>\r\n\
@@ -628,6 +670,81 @@ mod tests {
             (body["code"].as_str(), body["part"].as_str()),
             (Some("3000"), Some("html"))
         );
+    }
+
+    #[test]
+    fn a_part_in_an_unknown_charset_is_sent_as_written() {
+        let raw = "From: a@b.test\r\nSubject: Hi {{name}}\r\n\
+            Content-Type: text/plain; charset=x-made-up\r\n\r\nDear {{name}}\r\n";
+        let built = render(raw, json!({"name": "Ann"})).expect("renders");
+        let output = String::from_utf8(built.message).expect("UTF-8");
+        assert!(output.contains("Subject: Hi Ann\r\n"), "{output}");
+        assert!(output.contains("charset=x-made-up\r\n"), "{output}");
+        assert!(output.ends_with("\r\n\r\nDear {{name}}\r\n"), "{output}");
+
+        // Bytes that are not the UTF-8 they claim to be are not decoded and re-encoded either.
+        let invalid = "From: a@b.test\r\nContent-Type: text/plain; charset=utf-8\r\n\
+            Content-Transfer-Encoding: quoted-printable\r\n\r\n=FF {{name}}\r\n";
+        let built = render(invalid, json!({"name": "Ann"})).expect("renders");
+        let output = String::from_utf8(built.message).expect("UTF-8");
+        assert!(output.ends_with("\r\n\r\n=FF {{name}}\r\n"), "{output}");
+
+        // A charset the parser knows is decoded, substituted and sent as UTF-8.
+        let known = "From: a@b.test\r\nContent-Type: text/plain; charset=windows-1252\r\n\
+            Content-Transfer-Encoding: quoted-printable\r\n\r\n=80 {{name}}\r\n";
+        let built = render(known, json!({"name": "Ann"})).expect("renders");
+        let message = MessageParser::default()
+            .parse(&built.message)
+            .expect("parses");
+        assert_eq!(message.body_text(0).as_deref(), Some("€ Ann\r\n"));
+    }
+
+    #[test]
+    fn a_rendered_single_part_message_declares_its_mime_version_once() {
+        let bare = render("From: a@b.test\r\n\r\nHi {{name}}", json!({"name": "Zoë"}));
+        let output = String::from_utf8(bare.expect("renders").message).expect("UTF-8");
+        assert_eq!(
+            output.matches("MIME-Version: 1.0\r\n").count(),
+            1,
+            "{output}"
+        );
+        let declared = "From: a@b.test\r\nMIME-Version: 1.0\r\n\r\nHi {{name}}";
+        let output = render(declared, json!({"name": "Zoë"})).expect("renders");
+        let output = String::from_utf8(output.message).expect("UTF-8");
+        assert_eq!(output.matches("MIME-Version").count(), 1, "{output}");
+    }
+
+    #[test]
+    fn the_size_limit_applies_after_substitution() {
+        let raw = "From: a@b.test\r\nContent-Type: text/html\r\n\r\n{{{big}}}{{{big}}}";
+        let big = "<b>x</b>".repeat(1_400_000);
+        let error = render(raw, json!({"big": big})).err().expect("too big");
+        assert!(error.contains("over the limit of 20000000"), "{error}");
+    }
+
+    #[test]
+    fn lines_longer_than_smtp_allows_are_refused() {
+        let long = "x".repeat(999);
+        let header = format!("From: a@b.test\r\nX-Long: {long}\r\n\r\nbody");
+        assert!(description(&header).contains("line 2 of the message is 1007 characters long"));
+        let fits = format!("From: a@b.test\r\n\r\n{}\r\n", "x".repeat(998));
+        assert!(render(&fits, json!({})).is_ok());
+        let body = format!("From: a@b.test\r\n\r\n{long}\r\n");
+        let compiled = RawContent::compile(&body).expect("compiles");
+        let error = with_context(json!({}), |context| {
+            Compiled::Raw(compiled).build(context, &addressing())
+        })
+        .err()
+        .expect("refused when built");
+        assert!(error.contains("over SMTP's limit of 998"), "{error}");
+    }
+
+    fn addressing() -> Addressing<'static> {
+        Addressing {
+            message_id: "m1",
+            to: crate::transmission::address::Address::from_json(&json!("ann@example.test"))
+                .expect("an address"),
+        }
     }
 
     #[test]
