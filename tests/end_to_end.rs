@@ -328,6 +328,37 @@ async fn bad_requests_are_refused_and_queue_nothing() {
     assert!(sink.messages().is_empty(), "nothing was queued");
 }
 
+#[tokio::test]
+async fn a_transmission_too_big_to_hold_is_refused_whole() {
+    let sink = sink(Script::new()).await;
+    let api = "max_transmission_bytes = 60000\n";
+    let server = Server::start_with_api("held-bytes", api, &fast_config(&hop(sink.addr()))).await;
+    let request = |count: usize| {
+        let recipients: Vec<Value> = (0..count)
+            .map(|i| json!({"address": format!("r{i}@example.test")}))
+            .collect();
+        json!({"recipients": recipients, "content": {
+            "from": "a@sender.test", "subject": "s", "html": "<p>big</p>".repeat(1000)}})
+    };
+
+    // Ten messages of about 10 KB each come to more than the limit: none is queued.
+    let (status, answer) = server.post("/transmissions", &request(10)).await;
+    assert_eq!(status, 413, "{answer}");
+    let description = answer["errors"][0]["description"].as_str().unwrap_or("");
+    assert!(description.contains("max_transmission_bytes"), "{answer}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(sink.messages().is_empty(), "nothing was queued");
+
+    // Fewer recipients per transmission fit.
+    let (status, answer) = server.post("/transmissions", &request(3)).await;
+    assert_eq!(status, 200, "{answer}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sink.messages().len() < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sink.messages().len(), 3);
+}
+
 /// Runs `sluice queue …` against `server` and returns its printed answer.
 fn queue_cli(server: &Server, args: &[&str]) -> Value {
     let base = server.api.trim_end_matches("/api/v1");

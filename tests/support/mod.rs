@@ -52,6 +52,11 @@ impl Server {
         Server::start_with(name, "", None, extra).await
     }
 
+    /// Starts a server with `api_extra` added to its `[api]` table.
+    pub async fn start_with_api(name: &str, api_extra: &str, extra: &str) -> Server {
+        Server::start_with(name, api_extra, None, extra).await
+    }
+
     /// Starts a server whose spool lives at `spool` instead of the test's own directory.
     pub async fn start_with_spool(name: &str, spool: &Path, extra: &str) -> Server {
         Server::start_with(name, "", Some(spool), extra).await

@@ -92,6 +92,12 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most recipients accepted in one transmission. Default 10,000.
     pub max_recipients: usize,
+    /// Most bytes of generated messages one transmission may hold before they are spooled
+    /// together; a transmission whose messages come to more is refused whole with 413. A
+    /// request is spooled in one batch so that it is accepted or refused as a unit, which means
+    /// its messages are all in memory at once: this bounds that memory, which peaks at about
+    /// twice the limit while the batch is written. Default 256 MiB.
+    pub max_transmission_bytes: usize,
     /// PEM certificate chain; with `tls_key`, the listener serves HTTPS instead of HTTP.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
@@ -104,6 +110,7 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 30 << 20,
             max_recipients: 10_000,
+            max_transmission_bytes: 256 << 20,
             tls_cert: None,
             tls_key: None,
         }

@@ -77,9 +77,14 @@ pub async fn create(
     let mut accepted = Vec::with_capacity(recipients.len());
     let mut errors = Vec::new();
     let mut failures = Vec::new();
+    let mut held = 0;
     for recipient in &recipients {
         match generate(&state, &transmission, recipient) {
-            Ok(message) => accepted.push(message),
+            Ok(message) => {
+                held += message.body.len();
+                check_held(held, state.config.max_transmission_bytes)?;
+                accepted.push(message);
+            }
             Err(Rejected::Invalid(error)) => errors.push(error.into_object()),
             Err(Rejected::Generation(event, error)) => {
                 failures.push(*event);
@@ -98,6 +103,18 @@ pub async fn create(
         query.num_rcpt_errors,
     )
     .await
+}
+
+/// Refuses a transmission whose generated messages, all held until they are spooled together,
+/// have grown past `limit` bytes. Nothing has been spooled or logged yet, so nothing changes.
+fn check_held(held: usize, limit: usize) -> Result<(), ApiError> {
+    if held <= limit {
+        return Ok(());
+    }
+    Err(ApiError::too_large(format!(
+        "the transmission's messages come to more than {limit} bytes, the most one transmission \
+         may generate ([api] max_transmission_bytes); send its recipients in smaller transmissions"
+    )))
 }
 
 /// Parses a JSON request body; a type error names the field it is in.
