@@ -74,24 +74,12 @@ pub async fn create(
     let request: TransmissionRequest = parse_body(&body)?;
     let recipients = recipients(&request, state.config.max_recipients)?;
     let transmission = prepare(&state, request)?;
-    let mut accepted = Vec::with_capacity(recipients.len());
-    let mut errors = Vec::new();
-    let mut failures = Vec::new();
-    let mut held = 0;
-    for recipient in &recipients {
-        match generate(&state, &transmission, recipient) {
-            Ok(message) => {
-                held += message.body.len();
-                check_held(held, state.config.max_transmission_bytes)?;
-                accepted.push(message);
-            }
-            Err(Rejected::Invalid(error)) => errors.push(error.into_object()),
-            Err(Rejected::Generation(event, error)) => {
-                failures.push(*event);
-                errors.push(error.into_object());
-            }
-        }
-    }
+    let (transmission, outcomes) = generate_each(&state, transmission, recipients).await?;
+    let Outcomes {
+        accepted,
+        errors,
+        failures,
+    } = outcomes;
     if !failures.is_empty() {
         state.log.append(failures)?;
     }
@@ -103,6 +91,76 @@ pub async fn create(
         query.num_rcpt_errors,
     )
     .await
+}
+
+/// Transmissions with more recipients than this are generated on the blocking thread pool, so
+/// that a large one does not hold a runtime worker, and every request queued behind it, for as
+/// long as its rendering and signing take.
+const GENERATE_INLINE_MAX: usize = 8;
+
+/// What generation made of each recipient.
+struct Outcomes {
+    /// Messages ready to spool.
+    accepted: Vec<NewMessage>,
+    /// `rcpt_to_errors` entries, in recipient order.
+    errors: Vec<Value>,
+    /// `generation_failure` events to log.
+    failures: Vec<Event>,
+}
+
+/// Generates every recipient's message, off the runtime's workers when there are many.
+async fn generate_each(
+    state: &AppState,
+    transmission: Transmission,
+    recipients: Vec<Recipient>,
+) -> Result<(Transmission, Outcomes), ApiError> {
+    if recipients.len() <= GENERATE_INLINE_MAX {
+        let outcomes = generate_all(state, &transmission, &recipients)?;
+        return Ok((transmission, outcomes));
+    }
+    let state = state.clone();
+    let job = move || {
+        generate_all(&state, &transmission, &recipients).map(|outcomes| (transmission, outcomes))
+    };
+    tokio::task::spawn_blocking(job).await.map_err(|error| {
+        tracing::error!(%error, "message generation stopped");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+            "",
+            "message generation stopped unexpectedly; nothing was accepted",
+        )
+    })?
+}
+
+/// Generates each recipient's message in turn; a transmission whose messages grow past the
+/// memory limit is refused whole.
+fn generate_all(
+    state: &AppState,
+    transmission: &Transmission,
+    recipients: &[Recipient],
+) -> Result<Outcomes, ApiError> {
+    let mut outcomes = Outcomes {
+        accepted: Vec::with_capacity(recipients.len()),
+        errors: Vec::new(),
+        failures: Vec::new(),
+    };
+    let mut held = 0;
+    for recipient in recipients {
+        match generate(state, transmission, recipient) {
+            Ok(message) => {
+                held += message.body.len();
+                check_held(held, state.config.max_transmission_bytes)?;
+                outcomes.accepted.push(message);
+            }
+            Err(Rejected::Invalid(error)) => outcomes.errors.push(error.into_object()),
+            Err(Rejected::Generation(event, error)) => {
+                outcomes.failures.push(*event);
+                outcomes.errors.push(error.into_object());
+            }
+        }
+    }
+    Ok(outcomes)
 }
 
 /// Refuses a transmission whose generated messages, all held until they are spooled together,
