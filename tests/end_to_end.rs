@@ -253,6 +253,32 @@ async fn bad_requests_are_refused_and_queue_nothing() {
             422,
             "5002",
         ),
+        // Transmission fields over their limits, a stored list and an unknown pool.
+        (
+            json!({"campaign_id": "c".repeat(65), "recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"metadata": {"m": "x".repeat(10 * 1024)}, "recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"recipients": {"list_id": "members"}, "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"options": {"ip_pool": "nowhere"}, "recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"options": {"start_time": "2020-01-01 10:00"}, "recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "1300",
+        ),
         // Header injection, through every door: the recipient's name, header_to, and data.
         (
             json!({"recipients": [{"address": {"email": "a@example.test", "name": "A\r\nBcc: evil@example.test"}}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
