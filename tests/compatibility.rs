@@ -1,5 +1,6 @@
 //! Compatibility with SparkPost's own client libraries, unchanged but for the host: the calls a
-//! SparkPost customer's code makes reach Sluice over HTTPS and the messages arrive as intended.
+//! SparkPost customer's code makes reach Sluice over HTTPS and the messages arrive as intended,
+//! each signed with a DKIM signature that an independent verifier accepts.
 //! The test command installs the clients (see `scripts/test`).
 
 mod support;
@@ -57,6 +58,7 @@ async fn python_sparkpost_sends_through_sluice() {
     let (cert, key) = certificate(&dir);
     let config = format!("[routes]\n\"example.test\" = \"{}\"\n", hop(sink.addr()));
     let server = Server::start_https("python-sparkpost", &cert, &key, &config).await;
+    let record = signing_domain(&server).await;
     let host = server
         .api
         .trim_start_matches("https://")
@@ -109,6 +111,7 @@ async fn python_sparkpost_sends_through_sluice() {
 
     let messages = sink.wait_for_messages(9, Duration::from_secs(30)).await;
     assert_eq!(messages.len(), 9, "log:\n{}", server.log());
+    all_signed(&messages, &record, &dir);
     python_files_arrive(&messages);
     let tia = only(&messages, "tia@example.test");
     assert_eq!(tia.header("Subject").as_deref(), Some("Welcome Tia"));
@@ -188,6 +191,7 @@ async fn node_sparkpost_sends_through_sluice() {
     let (cert, key) = certificate(&dir);
     let config = format!("[routes]\n\"example.test\" = \"{}\"\n", hop(sink.addr()));
     let server = Server::start_https("node-sparkpost", &cert, &key, &config).await;
+    let record = signing_domain(&server).await;
     let origin = server.api.trim_end_matches("/api/v1").to_string();
 
     let compat = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/compat");
@@ -235,6 +239,7 @@ async fn node_sparkpost_sends_through_sluice() {
 
     let messages = sink.wait_for_messages(7, Duration::from_secs(30)).await;
     assert_eq!(messages.len(), 7, "log:\n{}", server.log());
+    all_signed(&messages, &record, &dir);
     node_files_arrive(&messages);
     let ivo = only(&messages, "ivo@example.test");
     assert_eq!(ivo.header("Subject").as_deref(), Some("Hey Ivo"));
@@ -348,6 +353,27 @@ async fn dkim_signatures_verify_with_dkimpy() {
         }
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Makes `sender.test`, the clients' From domain, a sending domain with a generated RSA key, so
+/// that everything they send is signed; returns the DKIM TXT record to verify against.
+async fn signing_domain(server: &Server) -> String {
+    let body = serde_json::json!({"domain": "sender.test"});
+    let (status, created) = server.post("/sending-domains", &body).await;
+    assert_eq!(status, 200, "{created}");
+    created["results"]["dkim"]["txt_record"]
+        .as_str()
+        .expect("a TXT record")
+        .to_string()
+}
+
+/// Every message carries a DKIM signature that dkimpy verifies against `record`.
+fn all_signed(messages: &[Received], record: &str, dir: &Path) {
+    for (i, message) in messages.iter().enumerate() {
+        let rcpt = message.rcpt_to.join(",");
+        let verdict = dkimpy_verdict(&dir.join(format!("signed-{i}.eml")), &message.data, record);
+        assert_eq!(verdict, "pass", "the message to {rcpt} is signed");
+    }
 }
 
 /// Writes `message` to `file` and asks dkimpy whether its signature verifies against `record`.
