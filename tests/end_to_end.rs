@@ -279,6 +279,17 @@ async fn bad_requests_are_refused_and_queue_nothing() {
             422,
             "1300",
         ),
+        // A custom header may not duplicate one Sluice writes, such as a second From.
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "headers": {"From": "evil@other.test"}}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"recipients": [{"address": "a@b@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "5002",
+        ),
         // Header injection, through every door: the recipient's name, header_to, and data.
         (
             json!({"recipients": [{"address": {"email": "a@example.test", "name": "A\r\nBcc: evil@example.test"}}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),

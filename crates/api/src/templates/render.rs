@@ -11,7 +11,9 @@ use crate::error::ApiError;
 use crate::snippets::SnippetStore;
 use crate::state::AppState;
 use crate::transmission::content::inline_content;
-use crate::transmission::generate::{builtins, Compiled, InlineContent, Prepared, Rendered};
+use crate::transmission::generate::{
+    builtins, check_headers, Compiled, InlineContent, Prepared, Rendered,
+};
 use crate::transmission::request::Content;
 use crate::transmission::rfc822::RawContent;
 
@@ -60,7 +62,12 @@ pub fn preview(
     };
     let failed = |e: String| ApiError::invalid(format!("rendering failed: {e}"));
     match compiled {
-        Compiled::Inline(prepared) => Ok(rendered_json(prepared.render(&context).map_err(failed)?)),
+        Compiled::Inline(prepared) => {
+            let rendered = prepared.render(&context).map_err(failed)?;
+            // What a send would refuse, a preview refuses too.
+            check_headers(&rendered).map_err(failed)?;
+            Ok(rendered_json(rendered))
+        }
         Compiled::Raw(raw) => Ok(json!({ "email_rfc822": raw.preview(&context).map_err(failed)? })),
     }
 }

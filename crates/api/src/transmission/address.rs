@@ -65,7 +65,11 @@ pub fn parse_mailbox(text: &str) -> Result<Address, String> {
     let text = text.trim();
     let (name, email) = match (text.rfind('<'), text.ends_with('>')) {
         (Some(open), true) => {
-            let name = text[..open].trim().trim_matches('"').trim();
+            let written = text[..open].trim();
+            if !written.starts_with('"') && written.contains(['<', '>']) {
+                return Err(format!("{text:?} names more than one address"));
+            }
+            let name = written.trim_matches('"').trim();
             (
                 Some(name).filter(|n| !n.is_empty()).map(str::to_string),
                 &text[open + 1..text.len() - 1],
@@ -94,22 +98,85 @@ fn check_display_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A deliberately plain check: one `@`, a local part and a dotted or bracketed domain, and
-/// nothing that could break an SMTP command or a header.
+/// Longest local part and domain SMTP carries (RFC 5321, section 4.5.3.1).
+const MAX_LOCAL: usize = 64;
+const MAX_DOMAIN: usize = 255;
+
+/// Checks an address that goes into an SMTP envelope and a header: an ASCII local part (dotted
+/// atoms, or a quoted string) of at most 64 characters, `@`, and a domain name or a bracketed
+/// address literal. The error says what is wrong.
 pub fn check_email(email: &str) -> Result<(), String> {
-    let invalid = || format!("{email:?} is not a valid email address");
-    let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
-    let bad_char =
-        |c: char| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';');
-    if local.is_empty() || domain.is_empty() || email.chars().any(bad_char) || email.len() > 320 {
-        return Err(invalid());
+    let invalid = |why: &str| format!("{email:?} is not a valid email address: {why}");
+    let (local, domain) = email
+        .rsplit_once('@')
+        .ok_or_else(|| invalid("it has no @"))?;
+    if !email.is_ascii() {
+        // Sending to a non-ASCII address needs SMTPUTF8, which the delivery engine lacks.
+        return Err(invalid("only ASCII addresses can be sent to"));
     }
-    if domain.starts_with('.')
-        || domain.ends_with('.')
-        || domain.contains("..")
-        || domain.contains('@')
+    check_local(local).map_err(&invalid)?;
+    check_domain(domain).map_err(invalid)
+}
+
+fn check_local(local: &str) -> Result<(), &'static str> {
+    if local.is_empty() {
+        return Err("the part before @ is empty");
+    }
+    if local.len() > MAX_LOCAL {
+        return Err("the part before @ is longer than 64 characters");
+    }
+    if let Some(quoted) = local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        return check_quoted(quoted);
+    }
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    if local
+        .split('.')
+        .any(|atom| atom.is_empty() || !atom.chars().all(atext))
     {
-        return Err(invalid());
+        return Err("the part before @ has a misplaced dot or a character that needs quoting");
+    }
+    Ok(())
+}
+
+/// The inside of a quoted local part: printable characters and spaces, with `"` and `\`
+/// escaped by a backslash.
+fn check_quoted(quoted: &str) -> Result<(), &'static str> {
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        let c = if c == '\\' {
+            chars.next().unwrap_or('"')
+        } else {
+            c
+        };
+        if c == '"' || !(c == ' ' || c.is_ascii_graphic()) {
+            return Err("the quoted part before @ has a character it cannot hold");
+        }
+    }
+    Ok(())
+}
+
+fn check_domain(domain: &str) -> Result<(), &'static str> {
+    if domain.is_empty() || domain.len() > MAX_DOMAIN {
+        return Err("the domain is empty or longer than 255 characters");
+    }
+    if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        let ip = literal.strip_prefix("IPv6:").unwrap_or(literal);
+        return ip
+            .parse::<std::net::IpAddr>()
+            .map(drop)
+            .map_err(|_| "the bracketed domain is not an IP address");
+    }
+    // Underscores are not valid in host names but occur in real domains; they are let through.
+    let label_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let bad_label = |label: &str| {
+        label.is_empty()
+            || label.len() > 63
+            || label.starts_with('-')
+            || label.ends_with('-')
+            || !label.chars().all(label_char)
+    };
+    if domain.split('.').any(bad_label) {
+        return Err("the domain is not a valid domain name");
     }
     Ok(())
 }
@@ -140,6 +207,23 @@ mod tests {
     }
 
     #[test]
+    fn takes_the_addresses_smtp_can_carry() {
+        for good in [
+            "a@b.test",
+            "first.last+tag@mail.example.test",
+            "o'brien@example.test",
+            "\"a b@c\"@example.test",
+            "a@[127.0.0.1]",
+            "a@[IPv6:::1]",
+            "a@_dmarc.example.test",
+        ] {
+            assert_eq!(check_email(good), Ok(()), "{good}");
+        }
+        let long = check_email(&format!("{}@example.test", "x".repeat(65)));
+        assert!(long.is_err_and(|e| e.contains("longer than 64")));
+    }
+
+    #[test]
     fn refuses_what_is_not_an_address() {
         for bad in [
             json!("nobody"),
@@ -147,6 +231,17 @@ mod tests {
             json!("@b"),
             json!("a b@c.test"),
             json!("a@b.test\r\nBcc: x@y"),
+            json!("a@b@example.test"),
+            json!("a..b@example.test"),
+            json!(".a@example.test"),
+            json!("a(comment)@example.test"),
+            json!(format!("{}@example.test", "x".repeat(65))),
+            json!("ü@example.test"),
+            json!("a@exämple.test"),
+            json!("a@-example.test"),
+            json!("a@example..test"),
+            json!("a@[300.1.1.1]"),
+            json!("Eve <evil@other.test> <x@sender.test>"),
             json!(5),
             json!({"name":"x"}),
         ] {

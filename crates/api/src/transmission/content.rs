@@ -116,16 +116,30 @@ pub(crate) fn from_fields(from: &Value) -> Result<(String, Option<String>), ApiE
     Ok((email, name))
 }
 
+/// Why a header field cannot be a custom header, for those Sluice writes itself: a second copy
+/// beside Sluice's own would make the message invalid, or let content claim another sender.
+fn reserved_header(name: &str) -> Option<&'static str> {
+    let reason = match name.to_ascii_lowercase().as_str() {
+        "from" => "use content.from",
+        "subject" => "use content.subject",
+        "reply-to" => "use content.reply_to",
+        "to" => "recipients set it (address.header_to for copies)",
+        "bcc" => "a Bcc header would show every blind copy's recipient",
+        "content-type" | "content-transfer-encoding" | "mime-version" => {
+            "the MIME structure is built from the content"
+        }
+        "message-id" | "date" | "dkim-signature" | "return-path" => "Sluice writes it",
+        _ => return None,
+    };
+    Some(reason)
+}
+
 fn custom_headers(headers: Option<Map<String, Value>>) -> Result<Vec<(String, String)>, ApiError> {
     let mut out = Vec::new();
     for (name, value) in headers.unwrap_or_default() {
-        let lower = name.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "content-type" | "content-transfer-encoding" | "to"
-        ) {
+        if let Some(instead) = reserved_header(&name) {
             return Err(ApiError::invalid(format!(
-                "content.headers: {name} cannot be set as a custom header"
+                "content.headers: {name} cannot be set as a custom header; {instead}"
             )));
         }
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {

@@ -196,18 +196,49 @@ impl Prepared {
                 .map_err(|e| format!("header {name}: {}", e.message))?;
             headers.push((name.clone(), value));
         }
+        let body = |f: &Option<Field>| optional(f).map(|part| part.map(without_bare_cr));
         Ok(Rendered {
             from_email: render(&self.from_email)?,
             from_name: optional(&self.from_name)?,
             subject: render(&self.subject)?,
             reply_to: optional(&self.reply_to)?,
             headers,
-            text: optional(&self.text)?,
-            html: optional(&self.html)?,
-            amp_html: optional(&self.amp_html)?,
+            text: body(&self.text)?,
+            html: body(&self.html)?,
+            amp_html: body(&self.amp_html)?,
             files: Arc::clone(&self.files),
         })
     }
+}
+
+/// A body with every line break as CRLF. The MIME builder completes a bare LF but leaves a bare
+/// CR, which some receivers read as a line end: data holding `CR . CR LF` could otherwise end the
+/// message early on such a server and smuggle commands after it.
+pub(super) fn without_bare_cr(text: String) -> String {
+    let bytes = text.as_bytes();
+    let bare = memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'));
+    if bare {
+        crlf(&text)
+    } else {
+        text
+    }
+}
+
+/// The text with every bare CR and bare LF made CRLF.
+pub(super) fn crlf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                out.push_str("\r\n");
+                chars.next_if_eq(&'\n');
+            }
+            '\n' => out.push_str("\r\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn field(name: &'static str, source: &str, part: Option<Part>) -> Result<Field, ApiError> {
@@ -281,12 +312,19 @@ pub(super) fn check_line_lengths(message: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses rendered headers that a line break or control character would split.
+pub(crate) fn check_headers(rendered: &Rendered) -> Result<(), String> {
+    header_values(rendered)
+        .into_iter()
+        .try_for_each(|(name, value)| check_header_value(name, value))
+}
+
 /// Builds the RFC 5322 message. Fails when rendered data would put a line break into a header,
 /// which would let recipient data inject headers.
 pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Vec<u8>, String> {
-    for (name, value) in header_values(rendered) {
-        check_header_value(name, value)?;
-    }
+    check_headers(rendered)?;
+    // A templated From address is only known now; it becomes the envelope sender too.
+    super::address::check_email(&rendered.from_email).map_err(|e| format!("from: {e}"))?;
     let parts = [&rendered.text, &rendered.html, &rendered.amp_html];
     if parts
         .iter()
@@ -566,6 +604,75 @@ pub(super) mod tests {
             .parse(message.as_bytes())
             .expect("parses");
         assert_eq!(parsed.subject(), Some("x".repeat(1200).as_str()));
+    }
+
+    #[test]
+    fn data_cannot_leave_a_bare_carriage_return_in_a_body() {
+        let content = serde_json::from_value(json!({
+            "from": "shop@sender.test", "subject": "s", "text": "a {{{v}}} end",
+            "html": "<p>{{v}}</p>",
+        }))
+        .expect("a content object");
+        let prepared =
+            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        let data = json!({"v": "x\r.\r\nMAIL FROM:<e@x.test>\r\n1\r2\n3"});
+        let built = with_context(data, |c| {
+            Compiled::Inline(Box::new(prepared)).build(c, &addressing())
+        })
+        .expect("builds");
+        let bytes = &built.message;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\r' {
+                assert_eq!(bytes.get(i + 1), Some(&b'\n'), "bare CR at {i}");
+            }
+            if b == b'\n' {
+                assert_eq!(bytes[i - 1], b'\r', "bare LF at {i}");
+            }
+        }
+        let parsed = MessageParser::default().parse(bytes).expect("parses");
+        let text = parsed.body_text(0).unwrap_or_default();
+        assert!(text.starts_with("a x\r\n.\r\nMAIL FROM"), "{text}");
+    }
+
+    #[test]
+    fn non_ascii_display_names_are_encoded_words_outside_quotes() {
+        let bytes = built(json!({
+            "from": {"email": "shop@sender.test", "name": "Jörg's Shop"},
+            "reply_to": "Zoë <help@sender.test>", "subject": "s", "text": "t",
+        }));
+        let text = String::from_utf8(bytes.clone()).expect("ASCII");
+        assert!(
+            !text.contains("\"=?"),
+            "an encoded word inside quotes: {text}"
+        );
+        let message = MessageParser::default().parse(&bytes).expect("parses");
+        let from = message.from().and_then(|a| a.first()).expect("a From");
+        assert_eq!(from.name(), Some("Jörg's Shop"));
+        let reply_to = message
+            .reply_to()
+            .and_then(|a| a.first())
+            .expect("a Reply-To");
+        assert_eq!(reply_to.name(), Some("Zoë"));
+    }
+
+    #[test]
+    fn a_templated_from_must_render_to_an_address() {
+        let content = serde_json::from_value(json!({
+            "from": {"email": "{{sender}}", "name": "Shop"}, "subject": "s", "text": "t",
+        }))
+        .expect("a content object");
+        let prepared =
+            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        for bad in [
+            "",
+            "not-an-address",
+            "a@b.test>, <c@d.test",
+            "a@b.test> SMTPUTF8",
+        ] {
+            let rendered = with_context(json!({"sender": bad}), |c| prepared.render(c));
+            let error = build_mime(&rendered.expect("renders"), &addressing());
+            assert!(error.is_err_and(|e| e.starts_with("from: ")), "{bad:?}");
+        }
     }
 
     #[test]

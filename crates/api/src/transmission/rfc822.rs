@@ -21,7 +21,10 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use sluice_template::{Context, Part, Template};
 
-use super::generate::{cc_mentions, check_header_value, check_line_lengths, syntax_error, Built};
+use super::address::check_email;
+use super::generate::{
+    cc_mentions, check_header_value, check_line_lengths, crlf, syntax_error, without_bare_cr, Built,
+};
 use super::{check_len, MAX_CONTENT};
 use crate::error::ApiError;
 
@@ -88,12 +91,15 @@ impl RawContent {
         check_from(&message, &source)?;
         // Header fields are copied as written; a body line too long is refused when rendered,
         // as substitution may re-encode the part it is in.
-        let header_block = source.as_bytes().get(..root.offset_body as usize);
-        check_line_lengths(header_block.unwrap_or_default())
+        let header_block = source.get(..root.offset_body as usize).unwrap_or_default();
+        check_header_block(header_block).map_err(|e| ApiError::invalid(format!("{FIELD}: {e}")))?;
+        check_multiparts(&message, &source)
             .map_err(|e| ApiError::invalid(format!("{FIELD}: {e}")))?;
+        // Bcc names blind copies' recipients: it is for the sender's eyes, never sent.
         let headers = root
             .headers
             .iter()
+            .filter(|h| h.name != HeaderName::Bcc)
             .map(|h| compile_header(&source, h))
             .collect::<Result<Vec<_>, _>>()?;
         let (parts, has_amp) = text_parts(&message)?;
@@ -206,16 +212,20 @@ impl RawContent {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         let indent = name.len() + 2;
-        let written = if value.is_ascii() {
-            Raw::new(value.as_str()).write_header(&mut *out, indent)
+        if value.is_ascii() {
+            Raw::new(value.as_str()).write_header(out, indent);
         } else if let Some(addresses) = addresses(name, &value) {
-            addresses.write_header(&mut *out, indent)
+            addresses.write_header(out, indent);
+        } else if is_address_field(name) {
+            // Encoding the whole value would hide its addresses inside an encoded word.
+            return Err(format!(
+                "header {name} is not a list of addresses after substitution \
+                 (a display name with a comma must be quoted)"
+            ));
         } else {
-            Text::new(value.as_str()).write_header(&mut *out, indent)
-        };
-        written
-            .map(drop)
-            .map_err(|e| format!("building the message failed: {e}"))
+            Text::new(value.as_str()).write_header(out, indent);
+        }
+        Ok(())
     }
 
     /// Date and Message-ID, when the message has none.
@@ -238,6 +248,7 @@ impl RawContent {
         let body = part
             .template
             .render(context)
+            .map(without_bare_cr)
             .map_err(|e| format!("{}: {}", part.name, e.message))?;
         if body.contains('\0') {
             return Err("the content contains a NUL character, which SMTP cannot carry".into());
@@ -245,10 +256,8 @@ impl RawContent {
         for field in &part.kept {
             out.extend_from_slice(self.slice(field.clone())?);
         }
-        MimePart::new(part.content_type.clone(), body)
-            .write_part(&mut *out)
-            .map(drop)
-            .map_err(|e| format!("building the message failed: {e}"))
+        MimePart::new(part.content_type.clone(), body).write_part(out);
+        Ok(())
     }
 
     fn slice(&self, range: Range<usize>) -> Result<&[u8], String> {
@@ -259,42 +268,82 @@ impl RawContent {
     }
 }
 
-/// The message with every bare CR and bare LF made CRLF.
-fn crlf(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len() + raw.len() / 32);
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                out.push_str("\r\n");
-                chars.next_if_eq(&'\n');
-            }
-            '\n' => out.push_str("\r\n"),
-            c => out.push(c),
+/// Header fields are copied as written, so each must be one the receiver reads as written: a
+/// name and a colon, or a folded continuation, within SMTP's line length. (A body line too long
+/// is refused when rendered, as substitution may re-encode the part it is in.)
+fn check_header_block(block: &str) -> Result<(), String> {
+    check_line_lengths(block.as_bytes())?;
+    let lines = block.split("\r\n").take_while(|line| !line.is_empty());
+    for (index, line) in lines.enumerate() {
+        let folded = line.starts_with([' ', '\t']);
+        let name = line.split_once(':').map(|(name, _)| name.trim_end());
+        let named = name.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()));
+        if !(named || folded && index > 0) {
+            return Err(format!(
+                "header line {} is not a field (a name, then a colon) nor a continuation",
+                index + 1
+            ));
         }
     }
-    out
+    Ok(())
+}
+
+/// Every multipart part has a boundary, and its closing delimiter is in the message: otherwise
+/// the parser guesses where parts end, and the parts chosen for substitution may be wrong.
+fn check_multiparts(message: &Message<'_>, source: &str) -> Result<(), String> {
+    for part in &message.parts {
+        let Some(ct) = part.content_type() else {
+            continue;
+        };
+        if !ct.ctype().eq_ignore_ascii_case("multipart") {
+            continue;
+        }
+        let kind = format!("multipart/{}", ct.subtype().unwrap_or(""));
+        let boundary = ct
+            .attribute("boundary")
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| format!("a {kind} part has no boundary"))?;
+        if !source.contains(&format!("--{boundary}--")) {
+            return Err(format!(
+                "the {kind} part with boundary {boundary:?} is never closed"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A From header is required; unless it holds substitutions, it must name an address.
 fn check_from(message: &Message<'_>, source: &str) -> Result<(), ApiError> {
     let root = &message.parts[0];
-    let from = root
-        .headers
-        .iter()
-        .find(|h| h.name == HeaderName::From)
+    let mut fields = root.headers.iter().filter(|h| h.name == HeaderName::From);
+    let from = fields
+        .next()
         .ok_or_else(|| ApiError::missing(format!("{FIELD} has no From header")))?;
-    let address = message
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .filter(|a| a.contains('@'));
-    if address.is_none() && !field_value(source, from).contains("{{") {
+    if fields.next().is_some() {
         return Err(ApiError::invalid(format!(
-            "{FIELD}: the From header has no address"
+            "{FIELD} has more than one From header"
         )));
     }
-    Ok(())
+    if field_value(source, from).contains("{{") {
+        return Ok(());
+    }
+    from_address(message.from())
+        .map(drop)
+        .map_err(|e| ApiError::invalid(format!("{FIELD}: {e}")))
+}
+
+/// The one address of a From header: it picks the DKIM key and becomes the envelope sender.
+fn from_address(from: Option<&mail_parser::Address<'_>>) -> Result<String, String> {
+    let mut addresses = from.into_iter().flat_map(|a| a.iter());
+    let first = addresses.next().and_then(|a| a.address());
+    let Some(first) = first.filter(|a| a.contains('@')) else {
+        return Err("the From header has no address".into());
+    };
+    if addresses.next().is_some() {
+        return Err("the From header names more than one address".into());
+    }
+    check_email(first).map_err(|e| format!("the From header: {e}"))?;
+    Ok(first.to_string())
 }
 
 fn compile_header(source: &str, header: &mail_parser::Header<'_>) -> Result<RawHeader, ApiError> {
@@ -462,6 +511,13 @@ fn utf8_content_type(part: &MessagePart<'_>) -> BuiltContentType<'static> {
     built.attribute("charset", "utf-8")
 }
 
+/// Whether a header field holds addresses (RFC 5322, section 3.6.2 and 3.6.3).
+fn is_address_field(name: &str) -> bool {
+    ["From", "Sender", "Reply-To", "To", "Cc", "Bcc"]
+        .iter()
+        .any(|field| name.eq_ignore_ascii_case(field))
+}
+
 /// A rendered address header outside ASCII, parsed so that display names can be encoded
 /// (RFC 2047) without touching the addresses. `None` when it is not an address list.
 fn addresses(name: &str, value: &str) -> Option<BuiltAddress<'static>> {
@@ -492,14 +548,9 @@ fn addresses(name: &str, value: &str) -> Option<BuiltAddress<'static>> {
 fn from_and_subject(headers: &[u8]) -> Result<(String, String), String> {
     let parsed = MessageParser::default().parse_headers(headers);
     let parsed = parsed.as_ref();
-    let from = parsed
-        .and_then(|m| m.from())
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .filter(|a| a.contains('@'))
-        .ok_or("the From header has no address after substitution")?;
+    let from = from_address(parsed.and_then(|m| m.from()))?;
     let subject = parsed.and_then(|m| m.subject()).unwrap_or_default();
-    Ok((from.to_string(), subject.to_string()))
+    Ok((from, subject.to_string()))
 }
 
 #[cfg(test)]
@@ -745,6 +796,72 @@ mod tests {
             to: crate::transmission::address::Address::from_json(&json!("ann@example.test"))
                 .expect("an address"),
         }
+    }
+
+    #[test]
+    fn a_from_header_must_name_one_address() {
+        assert!(
+            description("From: x@sender.test\nFrom: evil@other.test\n\nb\n")
+                .contains("more than one From header")
+        );
+        assert!(description("From: a@b.test, c@d.test\n\nb\n").contains("more than one address"));
+        for from in [
+            "Eve <evil@other.test> <x@sender.test>",
+            "<@relay.test:x@sender.test>",
+        ] {
+            let error = description(&format!("From: {from}\n\nb\n"));
+            assert!(
+                error.contains("not a valid email address"),
+                "{from}: {error}"
+            );
+        }
+        let templated = "From: {{sender}}\r\n\r\nbody";
+        let error = render(templated, json!({"sender": "Eve <e@o.test> <x@s.test>"}));
+        assert!(error
+            .err()
+            .is_some_and(|e| e.contains("not a valid email address")));
+    }
+
+    #[test]
+    fn multiparts_the_parser_would_guess_at_are_refused() {
+        let no_boundary = "From: a@b.test\nContent-Type: multipart/alternative\n\nhi {{name}}\n";
+        assert!(description(no_boundary).contains("has no boundary"));
+        let unclosed = "From: a@b.test\nContent-Type: multipart/mixed; boundary=zz\n\n\
+            --zz\nContent-Type: text/plain\n\nhi {{name}}\n";
+        assert!(description(unclosed).contains("is never closed"));
+        let missing = "From: a@b.test\nContent-Type: multipart/mixed; boundary=zz\n\nhi\n";
+        assert!(description(missing).contains("is never closed"));
+    }
+
+    #[test]
+    fn header_lines_that_are_not_fields_are_refused_and_bcc_is_not_sent() {
+        assert!(description("From: a@b.test\nnot a header\n\nb").contains("header line 2"));
+        assert!(description("From: a@b.test\n: empty name\n\nb").contains("header line 2"));
+        assert!(description(" folded first\nFrom: a@b.test\n\nb").contains("header line 1"));
+        let raw = "From: a@b.test\r\nBcc: hidden@example.test\r\nSubject: s\r\n\r\nbody";
+        let output = String::from_utf8(render(raw, json!({})).expect("renders").message);
+        let output = output.expect("UTF-8");
+        assert!(!output.contains("hidden@example.test"), "{output}");
+        assert!(output.contains("Subject: s\r\n"), "{output}");
+    }
+
+    #[test]
+    fn substituted_address_headers_keep_their_addresses() {
+        let raw = "From: a@b.test\r\nTo: {{v}} <a@example.test>\r\n\r\nbody";
+        let quoted = render(raw, json!({"v": "\"Jörg, Müller\""})).expect("renders");
+        let message = MessageParser::default()
+            .parse(&quoted.message)
+            .expect("parses");
+        let to = message.to().and_then(|a| a.first()).expect("a To");
+        assert_eq!(
+            (to.name(), to.address()),
+            (Some("Jörg, Müller"), Some("a@example.test"))
+        );
+        assert!(!String::from_utf8_lossy(&quoted.message).contains("\"=?"));
+        let error = render(raw, json!({"v": "Jörg, Müller"}))
+            .err()
+            .expect("refused");
+        assert!(error.contains("not a list of addresses"), "{error}");
     }
 
     #[test]
