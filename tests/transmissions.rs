@@ -172,3 +172,31 @@ async fn without_substitutions_the_body_is_sent_as_written() {
         Some("<p>{{if name}}x{{end}}</p>")
     );
 }
+
+#[tokio::test]
+async fn a_transmission_too_slow_to_generate_is_refused_whole() {
+    let sink = sink().await;
+    let api = "max_generation_time = \"20ms\"\n";
+    let server = Server::start_with_api("slow", api, &fast_config(&hop(sink.addr()))).await;
+    let recipients: Vec<Value> = (0..40)
+        .map(|i| json!({"address": format!("r{i}@example.test")}))
+        .collect();
+    // 90,000 loop iterations per recipient: far over 20 ms for the forty, on any machine.
+    let items: Vec<u32> = (0..300).collect();
+    let (status, answer) = server
+        .post(
+            "/transmissions",
+            &json!({
+                "substitution_data": {"rows": items, "cols": items},
+                "recipients": recipients,
+                "content": {"from": "a@sender.test", "subject": "s",
+                            "text": "{{each rows}}{{each cols}}.{{end}}{{end}}"},
+            }),
+        )
+        .await;
+    assert_eq!(status, 413, "{answer}");
+    let description = answer["errors"][0]["description"].as_str().unwrap_or("");
+    assert!(description.contains("max_generation_time"), "{answer}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(sink.messages().is_empty(), "nothing was queued");
+}

@@ -96,8 +96,14 @@ pub struct ApiConfig {
     /// together; a transmission whose messages come to more is refused whole with 413. A
     /// request is spooled in one batch so that it is accepted or refused as a unit, which means
     /// its messages are all in memory at once: this bounds that memory, which peaks at about
-    /// twice the limit while the batch is written. Default 256 MiB.
+    /// four times the messages' size while the batch is written. Concurrent requests add up;
+    /// nothing limits them together yet. Default 256 MiB.
     pub max_transmission_bytes: usize,
+    /// Longest one transmission may spend generating its messages; a transmission still
+    /// generating then is refused whole with 413, so that one request with a costly template and
+    /// many recipients cannot hold a core for minutes. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub max_generation_time: Duration,
     /// PEM certificate chain; with `tls_key`, the listener serves HTTPS instead of HTTP.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
@@ -111,6 +117,7 @@ impl Default for ApiConfig {
             max_body_bytes: 30 << 20,
             max_recipients: 10_000,
             max_transmission_bytes: 256 << 20,
+            max_generation_time: Duration::from_secs(60),
             tls_cert: None,
             tls_key: None,
         }

@@ -142,7 +142,9 @@ fn custom_headers(headers: Option<Map<String, Value>>) -> Result<Vec<(String, St
                 "content.headers: {name} cannot be set as a custom header; {instead}"
             )));
         }
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        // A name has no length limit of its own, but a longer one than this is no real header.
+        let too_long = name.len() > 100;
+        if too_long || name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
             return Err(ApiError::invalid(format!(
                 "content.headers: {name:?} is not a valid header name"
             )));

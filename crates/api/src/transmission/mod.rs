@@ -146,7 +146,9 @@ fn generate_all(
         failures: Vec::new(),
     };
     let mut held = 0;
+    let started = std::time::Instant::now();
     for recipient in recipients {
+        check_time(started, state.config.max_generation_time)?;
         match generate(state, transmission, recipient) {
             Ok(message) => {
                 held += message.body.len();
@@ -172,6 +174,20 @@ fn check_held(held: usize, limit: usize) -> Result<(), ApiError> {
     Err(ApiError::too_large(format!(
         "the transmission's messages come to more than {limit} bytes, the most one transmission \
          may generate ([api] max_transmission_bytes); send its recipients in smaller transmissions"
+    )))
+}
+
+/// Refuses a transmission that has been generating for longer than `limit`. Nothing has been
+/// spooled or logged yet, so nothing changes.
+fn check_time(started: std::time::Instant, limit: std::time::Duration) -> Result<(), ApiError> {
+    if started.elapsed() <= limit {
+        return Ok(());
+    }
+    let limit = limit.as_secs_f64();
+    Err(ApiError::too_large(format!(
+        "generating the transmission's messages took longer than {limit}s, the most one \
+         transmission may take ([api] max_generation_time); send its recipients in smaller \
+         transmissions or simplify the template"
     )))
 }
 
