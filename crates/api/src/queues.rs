@@ -90,7 +90,7 @@ fn stats_json(stats: &QueueStats) -> Value {
     })
 }
 
-/// `POST /queues/suspend`: a domain or pool stops sending until resumed; its messages report
+/// `POST /queues/suspend`: a domain, site or pool stops sending until resumed; its messages report
 /// `delay` events, never bounces (until they expire).
 pub async fn suspend(
     State(state): State<AppState>,
@@ -124,12 +124,7 @@ pub async fn resume(
 }
 
 fn suspendable(state: &AppState, body: ScopeBody) -> Result<Scope, ApiError> {
-    let scope = body.scope()?;
-    if !scope.suspendable() {
-        return Err(ApiError::invalid(
-            "only a domain or a pool can be suspended; cancel campaigns and transmissions instead",
-        ));
-    }
+    let scope = suspendable_kind(body.scope()?)?;
     if let Scope::Pool(pool) = &scope {
         if !state.pools.contains(pool) {
             return Err(ApiError::invalid(format!(
@@ -138,6 +133,17 @@ fn suspendable(state: &AppState, body: ScopeBody) -> Result<Scope, ApiError> {
         }
     }
     Ok(scope)
+}
+
+/// `scope` if its kind can be suspended at all.
+fn suspendable_kind(scope: Scope) -> Result<Scope, ApiError> {
+    if scope.suspendable() {
+        return Ok(scope);
+    }
+    Err(ApiError::invalid(concat!(
+        "only a domain, a site or a pool can be suspended; ",
+        "cancel campaigns and transmissions instead"
+    )))
 }
 
 /// `POST /queues/retry`: every waiting message of the scope is due now.
@@ -258,4 +264,34 @@ pub async fn cancel_transmission(
     }
     crate::transmission::record::mark_canceled(&state, &id)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn description(error: ApiError) -> String {
+        error.into_object()["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn refusing_to_suspend_a_campaign_names_every_suspendable_scope() {
+        let error = suspendable_kind(Scope::Campaign("spring".into())).expect_err("refused");
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            description(error),
+            "only a domain, a site or a pool can be suspended; \
+             cancel campaigns and transmissions instead"
+        );
+        for scope in [
+            Scope::Domain("example.test".into()),
+            Scope::Site("google".into()),
+            Scope::Pool("default".into()),
+        ] {
+            assert_eq!(suspendable_kind(scope.clone()).ok(), Some(scope));
+        }
+    }
 }
