@@ -2,6 +2,7 @@
 //! `queues/manage`, an extension of SparkPost's grants), and SparkPost's cancellation of a
 //! campaign's or a scheduled transmission's messages.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -14,6 +15,7 @@ use sluice_queue::{QueueStats, Scope};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::transmission::parse_body;
 
 const GRANT: &str = "queues/manage";
 
@@ -95,9 +97,10 @@ fn stats_json(stats: &QueueStats) -> Value {
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<ScopeBody>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
+    let body: ScopeBody = parse_body(&body)?;
     let scope = suspendable(&state, body)?;
     let new = state.spool.suspend(&scope)?;
     state.store.durable().await?;
@@ -111,9 +114,10 @@ pub async fn suspend(
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<ScopeBody>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
+    let body: ScopeBody = parse_body(&body)?;
     let scope = suspendable(&state, body)?;
     let changed = state.spool.resume(&scope)?;
     state.store.durable().await?;
@@ -150,9 +154,10 @@ fn suspendable_kind(scope: Scope) -> Result<Scope, ApiError> {
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<ScopeBody>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
+    let body: ScopeBody = parse_body(&body)?;
     let scope = body.scope()?;
     let moved = state.spool.retry_now(&scope)?;
     Ok(Json(
@@ -164,9 +169,10 @@ pub async fn retry(
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<ScopeBody>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
+    let body: ScopeBody = parse_body(&body)?;
     let scope = body.scope()?;
     let count = state
         .spool
