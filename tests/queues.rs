@@ -57,3 +57,36 @@ async fn bad_queue_bodies_get_sparkpost_errors_with_a_code() {
         .unwrap_or_default();
     assert!(description.contains("a site"), "{body}");
 }
+
+#[tokio::test]
+async fn only_a_site_delivery_can_send_to_can_be_suspended() {
+    let server = Server::start("queues-sites", &support::fast_config("127.0.0.1:2525")).await;
+    for site in [
+        "google",
+        "route:127.0.0.1:2525",
+        "mx1.example.test,mx2.example.test",
+    ] {
+        let (status, body) = server.post("/queues/suspend", &json!({"site": site})).await;
+        assert_eq!(status, 200, "{site}: {body}");
+        assert_eq!(body["results"]["suspended"], format!("site:{site}"));
+    }
+    for site in ["gogle", "route:127.0.0.1:25", "mx1.example.test,", "a/b"] {
+        let (status, body) = server.post("/queues/suspend", &json!({"site": site})).await;
+        assert_eq!(status, 422, "{site}: {body}");
+        assert_eq!(body["errors"][0]["code"], "1300", "{body}");
+        let description = body["errors"][0]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(description.starts_with("site: "), "{body}");
+    }
+    let (_, summary) = server.get("/queues").await;
+    assert_eq!(
+        summary["results"]["suspended"].as_array().map(Vec::len),
+        Some(3)
+    );
+    // Lifting a suspension never asks, so none can be left stuck.
+    let (status, body) = server
+        .post("/queues/resume", &json!({"site": "gogle"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -102,6 +102,9 @@ pub async fn suspend(
     caller.require(GRANT)?;
     let body: ScopeBody = parse_body(&body)?;
     let scope = suspendable(&state, body)?;
+    if let Scope::Site(site) = &scope {
+        known_site(&state, site)?;
+    }
     let new = state.spool.suspend(&scope)?;
     state.store.durable().await?;
     tracing::warn!(%scope, "queue suspended by operator");
@@ -137,6 +140,18 @@ fn suspendable(state: &AppState, body: ScopeBody) -> Result<Scope, ApiError> {
         }
     }
     Ok(scope)
+}
+
+/// Refuses to suspend a site delivery cannot send to, such as a mistyped provider. Resuming
+/// does not ask, so a suspension outlives a provider removed from the list without being stuck.
+fn known_site(state: &AppState, site: &str) -> Result<(), ApiError> {
+    if (state.sites)(site) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(format!(
+        "site: {site:?} is neither a provider of the provider list, route:HOP of a static \
+         route, nor a set of MX host names"
+    )))
 }
 
 /// `scope` if its kind can be suspended at all.
