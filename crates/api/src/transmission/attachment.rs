@@ -174,16 +174,72 @@ fn check_type(content_type: &str) -> Result<(), String> {
     {
         return Err(bad());
     }
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    let (essence, parameters) = match content_type.split_once(';') {
+        Some((essence, parameters)) => (essence, Some(parameters)),
+        None => (content_type, None),
     };
-    match essence.split_once('/') {
-        Some((kind, subtype)) if token(kind) && token(subtype) => Ok(()),
-        _ => Err(bad()),
+    match essence.trim().split_once('/') {
+        Some((kind, subtype)) if is_token(kind) && is_token(subtype) => {}
+        _ => return Err(bad()),
     }
+    parameters.map_or(Ok(()), |p| {
+        check_parameters(p).map_err(|e| format!("{content_type:?}: {e}"))
+    })
+}
+
+/// Checks the `name=value` parameters that follow a MIME type's first `;`, separated by `;`;
+/// a value is a token or a quoted string.
+fn check_parameters(mut rest: &str) -> Result<(), String> {
+    loop {
+        if rest.trim().is_empty() {
+            return Err("a \";\" must be followed by a parameter".into());
+        }
+        let Some((name, after)) = rest.split_once('=') else {
+            return Err(format!("parameter {:?} has no \"=value\"", rest.trim()));
+        };
+        let name = name.trim();
+        if !is_token(name) {
+            return Err(format!("{name:?} is not a parameter name"));
+        }
+        rest = parameter_value(name, after.trim_start())?.trim_start();
+        if rest.is_empty() {
+            return Ok(());
+        }
+        rest = rest
+            .strip_prefix(';')
+            .ok_or_else(|| format!("parameter {name:?} is followed by {rest:?}, not \";\""))?;
+    }
+}
+
+/// Reads the value of parameter `name` at the start of `text`; returns what follows it.
+fn parameter_value<'a>(name: &str, text: &'a str) -> Result<&'a str, String> {
+    if let Some(quoted) = text.strip_prefix('"') {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => return Ok(&quoted[i + 1..]),
+                _ => {}
+            }
+        }
+        return Err(format!("parameter {name:?} has an unclosed quote"));
+    }
+    let end = text.find([' ', ';']).unwrap_or(text.len());
+    if !is_token(&text[..end]) {
+        return Err(format!(
+            "parameter {name:?} needs a value: a token, or a string in quotes"
+        ));
+    }
+    Ok(&text[end..])
+}
+
+/// An RFC 2045 token: printable ASCII but for spaces and `()<>@,;:\"/[]?=`.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
 }
 
 /// The finished entity: headers, a blank line, and the data in base64 lines.
@@ -352,5 +408,46 @@ mod tests {
             attachment("logo", "image/png", ""),
         ]);
         assert!(Files::from_json(Some(&attachments), None).is_ok());
+    }
+
+    #[test]
+    fn type_parameters_must_be_name_value_pairs() {
+        for good in [
+            "text/plain;charset=utf-8",
+            "text/plain ; format=flowed ; delsp=yes",
+            "application/octet-stream; name=\"a;b \\\"c\\\".txt\"",
+        ] {
+            let list = json!([attachment("a.txt", good, "")]);
+            assert!(Files::from_json(Some(&list), None).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            (
+                "text/plain; charset",
+                "parameter \"charset\" has no \"=value\"",
+            ),
+            ("text/plain; charset=", "a token, or a string in quotes"),
+            (
+                "text/plain; name=\"a.txt",
+                "parameter \"name\" has an unclosed quote",
+            ),
+            ("text/plain; name=a\"b", "a token, or a string in quotes"),
+            (
+                "text/plain; charset=utf-8 x",
+                "followed by \"x\", not \";\"",
+            ),
+            ("text/plain; =utf-8", "\"\" is not a parameter name"),
+            ("text/plain;", "a \";\" must be followed by a parameter"),
+            (
+                "text/plain; a=b;",
+                "a \";\" must be followed by a parameter",
+            ),
+        ] {
+            let description = refused(json!([attachment("a.txt", bad, "")]), Value::Null);
+            let field = format!("content.attachments[0].type {bad:?}: ");
+            assert!(
+                description.starts_with(&field) && description.ends_with(why),
+                "{description}"
+            );
+        }
     }
 }
