@@ -153,12 +153,23 @@ fn check_name(name: &str, disposition: Disposition) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err("must not contain line breaks or control characters".into());
     }
-    // An inline image's name becomes its Content-ID, which is a msg-id: no spaces, no brackets.
-    let cid_safe = |c: char| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\');
-    if matches!(disposition, Disposition::Inline) && !name.chars().all(cid_safe) {
-        return Err("must be printable ASCII without spaces, quotes or angle brackets".into());
+    if matches!(disposition, Disposition::Inline) {
+        check_content_id(name)?;
     }
     Ok(())
+}
+
+/// An inline image's name becomes its Content-ID, a msg-id: only the characters of RFC 5322's
+/// dot-atom-text and `@` may appear.
+fn check_content_id(name: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.@".contains(c);
+    match name.chars().find(|c| !allowed(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "{name:?} cannot be a Content-ID: {c:?} is not allowed; use letters, digits, \
+             '.', '@' and !#$%&'*+-/=?^_`{{|}}~"
+        )),
+    }
 }
 
 /// A MIME type such as `image/png` or `text/html; charset="UTF-8"`; it goes into the
@@ -449,5 +460,22 @@ mod tests {
                 "{description}"
             );
         }
+    }
+
+    #[test]
+    fn an_inline_image_name_must_be_a_content_id() {
+        for good in ["logo", "logo.png", "logo@example.test", "a+b_c-d=e~f/g"] {
+            let images = json!([attachment(good, "image/png", "")]);
+            assert!(Files::from_json(None, Some(&images)).is_ok(), "{good}");
+        }
+        for bad in [
+            "lo(go)", "logo png", "lo\"go", "lo,go", "logö", "[logo]", "lo\\go", "lo:go",
+        ] {
+            let description = refused(Value::Null, json!([attachment(bad, "image/png", "")]));
+            let expected = format!("content.inline_images[0].name {bad:?} cannot be a Content-ID");
+            assert!(description.starts_with(&expected), "{description}");
+        }
+        let attachments = json!([attachment("report (1).pdf", "application/pdf", "")]);
+        assert!(Files::from_json(Some(&attachments), None).is_ok());
     }
 }
