@@ -296,17 +296,8 @@ fn filename_parameter(out: &mut String, name: &str) {
         out.push('"');
         return;
     }
-    let mut encoded = Vec::new();
-    for byte in name.bytes() {
-        let plain = byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte);
-        encoded.push(if plain {
-            (byte as char).to_string()
-        } else {
-            format!("%{byte:02X}")
-        });
-    }
     let mut chunks: Vec<String> = vec!["utf-8''".into()];
-    for piece in encoded {
+    for piece in name.chars().map(encoded_char) {
         if chunks
             .last()
             .is_some_and(|c| c.len() + piece.len() > FILENAME_CHUNK)
@@ -321,6 +312,22 @@ fn filename_parameter(out: &mut String, name: &str) {
         let separator = if i + 1 < chunks.len() { ";" } else { "" };
         let _ = write!(out, "\r\n filename*{i}*={chunk}{separator}");
     }
+}
+
+/// One character of an RFC 2231 value: itself when it may stand as it is, else the
+/// percent-encoding of all its UTF-8 bytes, so a continuation never splits a character.
+fn encoded_char(c: char) -> String {
+    let plain = c.is_ascii_alphanumeric() || "!#$&+-.^_`|~".contains(c);
+    if plain {
+        return c.to_string();
+    }
+    let mut bytes = [0; 4];
+    c.encode_utf8(&mut bytes)
+        .bytes()
+        .fold(String::new(), |mut out, byte| {
+            let _ = write!(out, "%{byte:02X}");
+            out
+        })
 }
 
 #[cfg(test)]
@@ -477,5 +484,43 @@ mod tests {
         }
         let attachments = json!([attachment("report (1).pdf", "application/pdf", "")]);
         assert!(Files::from_json(Some(&attachments), None).is_ok());
+    }
+
+    /// Whether every `%` of an RFC 2231 value starts a whole `%XX` escape.
+    fn whole_escapes(value: &str) -> bool {
+        value.match_indices('%').all(|(i, _)| {
+            value
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+    }
+
+    #[test]
+    fn a_long_utf8_filename_splits_between_whole_characters_and_parses_back() {
+        use mail_parser::{MessageParser, MimeHeaders};
+
+        // Characters of one, two and three bytes, so splits fall at every offset.
+        let name = format!("a{}.pdf", "€éx".repeat(25));
+        let entity = entity(&name, "application/pdf", b"%PDF", Disposition::Attachment);
+        let segments: Vec<&str> = entity
+            .lines()
+            .filter_map(|line| line.split_once("*=").map(|(_, value)| value))
+            .collect();
+        assert!(segments.len() > 3, "{entity}");
+        for segment in &segments {
+            let value = segment.trim_end_matches(';').trim_start_matches("utf-8''");
+            assert!(whole_escapes(value), "{segment}");
+            let decoded = percent_encoding::percent_decode_str(value).decode_utf8();
+            assert!(decoded.is_ok(), "{segment}");
+        }
+
+        let message = format!(
+            "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n{entity}\r\n--b--\r\n"
+        );
+        let parsed = MessageParser::default()
+            .parse(message.as_bytes())
+            .expect("a message");
+        let attachment = parsed.attachment(0).expect("an attachment");
+        assert_eq!(attachment.attachment_name(), Some(name.as_str()));
     }
 }
