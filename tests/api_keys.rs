@@ -193,3 +193,27 @@ async fn a_key_limited_to_other_addresses_is_refused_from_loopback() {
         200
     );
 }
+
+#[tokio::test]
+async fn valid_ips_are_stored_trimmed_once_and_an_ipv4_mapped_entry_works_as_ipv4() {
+    let server = Server::start("keys-ips-stored", "").await;
+    let given = [" ::ffff:127.0.0.1", "127.0.0.1/32 ", "127.0.0.1", "::1"];
+    let body = json!({"label": "mapped", "grants": ["*"], "valid_ips": given});
+    let (status, created) = server.post("/api-keys", &body).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["results"]["valid_ips"], json!(["127.0.0.1", "::1"]));
+    let key = created["results"]["key"].as_str().unwrap_or_default();
+    assert_eq!(
+        as_key(&server, key, Method::GET, "/templates", None).await,
+        200,
+        "a key granted ::ffff:127.0.0.1 is usable from 127.0.0.1"
+    );
+
+    let bad = json!({"label": "x", "grants": ["*"], "valid_ips": ["::1", "1.2.3.4/-1"]});
+    let (status, error) = server.post("/api-keys", &bad).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(
+        error["errors"][0]["description"],
+        "valid_ips[1]: \"1.2.3.4/-1\": prefix length must be 0–32 for IPv4"
+    );
+}

@@ -360,6 +360,7 @@ async fn bad_requests_are_refused_and_queue_nothing() {
     let (status, answer) = server.post("/transmissions", &huge).await;
     assert_eq!(status, 413);
     assert!(answer["errors"][0]["message"].is_string(), "{answer}");
+    assert_eq!(answer["errors"][0]["code"], "1300", "{answer}");
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sink.messages().is_empty(), "nothing was queued");

@@ -26,7 +26,9 @@ async fn snippets_are_created_read_updated_listed_and_deleted() {
     let (status, created) = server.post("/snippets", &footer()).await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["results"]["id"], "footer");
-    assert_eq!(server.post("/snippets", &footer()).await.0, 409);
+    let (status, again) = server.post("/snippets", &footer()).await;
+    assert_eq!(status, 409, "a second create with the same id: {again}");
+    assert_eq!(again["errors"][0]["code"], "1602", "{again}");
 
     let (status, got) = server.get("/snippets/footer").await;
     assert_eq!(status, 200, "{got}");

@@ -39,6 +39,7 @@ async fn templates_are_created_read_updated_published_previewed_listed_and_delet
     assert_eq!(created["results"]["id"], "spring-sale");
     let (status, again) = server.post("/templates", &body).await;
     assert_eq!(status, 409, "a second create with the same id: {again}");
+    assert_eq!(again["errors"][0]["code"], "1602", "{again}");
 
     let (status, draft) = server.get("/templates/spring-sale?draft=true").await;
     assert_eq!(status, 200, "{draft}");

@@ -196,11 +196,19 @@ fn check_grants(grants: &[String]) -> Result<(), ApiError> {
     }
 }
 
+/// `valid_ips` as stored: each entry checked and in its canonical form (trimmed, an
+/// IPv4-mapped address as IPv4), duplicates dropped, the first kept in place.
 fn checked_ips(ips: Vec<String>) -> Result<Vec<String>, ApiError> {
-    for ip in &ips {
-        IpRange::parse(ip).map_err(|e| ApiError::invalid(format!("valid_ips: {e}")))?;
+    let mut stored: Vec<String> = Vec::with_capacity(ips.len());
+    for (i, ip) in ips.iter().enumerate() {
+        let range = IpRange::parse(ip)
+            .map_err(|e| ApiError::invalid(format!("valid_ips[{i}]: {e}")))?
+            .to_string();
+        if !stored.contains(&range) {
+            stored.push(range);
+        }
     }
-    Ok(ips)
+    Ok(stored)
 }
 
 fn load(state: &AppState, id: &str) -> Result<KeyRecord, ApiError> {
@@ -242,8 +250,25 @@ mod tests {
     }
 
     #[test]
-    fn bad_addresses_are_refused() {
+    fn bad_addresses_are_refused_naming_the_entry() {
         assert!(checked_ips(vec!["10.0.0.0/8".into(), "::1".into()]).is_ok());
-        assert!(checked_ips(vec!["ten".into()]).is_err());
+        let error = checked_ips(vec!["10.0.0.0/8".into(), "1.2.3.4/".into()]).expect_err("bad");
+        assert_eq!(
+            error.into_object()["description"],
+            "valid_ips[1]: \"1.2.3.4/\" has no prefix length after \"/\""
+        );
+    }
+
+    #[test]
+    fn addresses_are_stored_trimmed_unmapped_and_once() {
+        let given = [
+            " 10.0.0.1",
+            "::ffff:10.0.0.1",
+            "10.0.0.1/32",
+            "2001:db8::1 ",
+            "10.0.0.1",
+        ];
+        let stored = checked_ips(given.map(String::from).to_vec()).expect("valid");
+        assert_eq!(stored, ["10.0.0.1", "2001:db8::1"]);
     }
 }

@@ -58,12 +58,9 @@ pub async fn create(
         )));
     }
     if state.keyring.get(domain)?.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "resource conflict",
-            "1602",
-            format!("sending domain {domain} already exists"),
-        ));
+        return Err(ApiError::conflict(format!(
+            "sending domain {domain} already exists"
+        )));
     }
     let key = match body.dkim {
         Some(imported) => import(domain, imported)?,

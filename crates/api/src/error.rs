@@ -96,12 +96,23 @@ impl ApiError {
         )
     }
 
-    /// 413: over a size limit, naming it.
+    /// 413 `1300`: over a size limit, naming it. The contract gives 413 no code of its own;
+    /// `1300` is the one a field over its length limit already gets.
     pub fn too_large(description: impl Into<String>) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request is too large",
-            "",
+            "1300",
+            description,
+        )
+    }
+
+    /// 409 `1602`: the resource already exists or is in use.
+    pub fn conflict(description: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "resource conflict",
+            "1602",
             description,
         )
     }
@@ -169,7 +180,18 @@ pub async fn sparkpost_shape(response: Response) -> Response {
         .unwrap_or_default();
     let message = status.canonical_reason().unwrap_or("error").to_lowercase();
     let description = String::from_utf8_lossy(&body).trim().to_string();
-    ApiError::new(status, &message, "", description).into_response()
+    ApiError::new(status, &message, code_for(status), description).into_response()
+}
+
+/// The code our own errors carry for a status axum answers itself; none where no error of ours
+/// has that status (405, for one).
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "1200",
+        StatusCode::NOT_FOUND => "1600",
+        StatusCode::PAYLOAD_TOO_LARGE => "1300",
+        _ => "",
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -179,5 +201,40 @@ impl IntoResponse for ApiError {
             Json(json!({ "errors": [Value::Object(self.body)] })),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answered(response: Response) -> Value {
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap_or_default();
+        serde_json::from_slice(&body).unwrap_or_default()
+    }
+
+    #[test]
+    fn size_and_conflict_errors_carry_codes() {
+        let large = ApiError::too_large("recipients: at most 2 recipients per transmission");
+        assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(large.into_object()["code"], "1300");
+        let conflict = ApiError::conflict("a snippet with id \"footer\" already exists");
+        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+        assert_eq!(conflict.into_object()["code"], "1602");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_answered_by_axum_gets_the_same_code() {
+        let plain = (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response();
+        let shaped = sparkpost_shape(plain).await;
+        assert_eq!(shaped.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = answered(shaped).await;
+        assert_eq!(body["errors"][0]["code"], "1300", "{body}");
+        assert_eq!(body["errors"][0]["description"], "length limit exceeded");
+        let wrong_method = (StatusCode::METHOD_NOT_ALLOWED, "").into_response();
+        let body = answered(sparkpost_shape(wrong_method).await).await;
+        assert!(body["errors"][0].get("code").is_none(), "{body}");
     }
 }

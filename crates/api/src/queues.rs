@@ -2,6 +2,7 @@
 //! `queues/manage`, an extension of SparkPost's grants), and SparkPost's cancellation of a
 //! campaign's or a scheduled transmission's messages.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -14,6 +15,7 @@ use sluice_queue::{QueueStats, Scope};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::transmission::parse_body;
 
 const GRANT: &str = "queues/manage";
 
@@ -90,15 +92,19 @@ fn stats_json(stats: &QueueStats) -> Value {
     })
 }
 
-/// `POST /queues/suspend`: a domain or pool stops sending until resumed; its messages report
+/// `POST /queues/suspend`: a domain, site or pool stops sending until resumed; its messages report
 /// `delay` events, never bounces (until they expire).
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<ScopeBody>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
+    let body: ScopeBody = parse_body(&body)?;
     let scope = suspendable(&state, body)?;
+    if let Scope::Site(site) = &scope {
+        known_site(&state, site)?;
+    }
     let new = state.spool.suspend(&scope)?;
     state.store.durable().await?;
     tracing::warn!(%scope, "queue suspended by operator");
@@ -111,9 +117,10 @@ pub async fn suspend(
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<ScopeBody>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
+    let body: ScopeBody = parse_body(&body)?;
     let scope = suspendable(&state, body)?;
     let changed = state.spool.resume(&scope)?;
     state.store.durable().await?;
@@ -124,12 +131,7 @@ pub async fn resume(
 }
 
 fn suspendable(state: &AppState, body: ScopeBody) -> Result<Scope, ApiError> {
-    let scope = body.scope()?;
-    if !scope.suspendable() {
-        return Err(ApiError::invalid(
-            "only a domain or a pool can be suspended; cancel campaigns and transmissions instead",
-        ));
-    }
+    let scope = suspendable_kind(body.scope()?)?;
     if let Scope::Pool(pool) = &scope {
         if !state.pools.contains(pool) {
             return Err(ApiError::invalid(format!(
@@ -140,13 +142,37 @@ fn suspendable(state: &AppState, body: ScopeBody) -> Result<Scope, ApiError> {
     Ok(scope)
 }
 
+/// Refuses to suspend a site delivery cannot send to, such as a mistyped provider. Resuming
+/// does not ask, so a suspension outlives a provider removed from the list without being stuck.
+fn known_site(state: &AppState, site: &str) -> Result<(), ApiError> {
+    if (state.sites)(site) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(format!(
+        "site: {site:?} is neither a provider of the provider list, route:HOP of a static \
+         route, nor a set of MX host names"
+    )))
+}
+
+/// `scope` if its kind can be suspended at all.
+fn suspendable_kind(scope: Scope) -> Result<Scope, ApiError> {
+    if scope.suspendable() {
+        return Ok(scope);
+    }
+    Err(ApiError::invalid(concat!(
+        "only a domain, a site or a pool can be suspended; ",
+        "cancel campaigns and transmissions instead"
+    )))
+}
+
 /// `POST /queues/retry`: every waiting message of the scope is due now.
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<ScopeBody>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
+    let body: ScopeBody = parse_body(&body)?;
     let scope = body.scope()?;
     let moved = state.spool.retry_now(&scope)?;
     Ok(Json(
@@ -158,9 +184,10 @@ pub async fn retry(
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Json(body): Json<ScopeBody>,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(GRANT)?;
+    let body: ScopeBody = parse_body(&body)?;
     let scope = body.scope()?;
     let count = state
         .spool
@@ -258,4 +285,34 @@ pub async fn cancel_transmission(
     }
     crate::transmission::record::mark_canceled(&state, &id)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn description(error: ApiError) -> String {
+        error.into_object()["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn refusing_to_suspend_a_campaign_names_every_suspendable_scope() {
+        let error = suspendable_kind(Scope::Campaign("spring".into())).expect_err("refused");
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            description(error),
+            "only a domain, a site or a pool can be suspended; \
+             cancel campaigns and transmissions instead"
+        );
+        for scope in [
+            Scope::Domain("example.test".into()),
+            Scope::Site("google".into()),
+            Scope::Pool("default".into()),
+        ] {
+            assert_eq!(suspendable_kind(scope.clone()).ok(), Some(scope));
+        }
+    }
 }

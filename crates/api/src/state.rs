@@ -14,6 +14,10 @@ use crate::dkim::Keyring;
 use crate::snippets::SnippetStore;
 use crate::templates::TemplateStore;
 
+/// Whether a name is a site delivery can send to. Delivery owns the provider list and the
+/// static routes, and reloads them, so the API asks it rather than keeping a copy.
+pub type SiteCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Shared handler state. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -37,6 +41,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// IP pools that exist, lower-cased.
     pub pools: Arc<HashSet<String>>,
+    /// Whether a site an operator names exists.
+    pub sites: SiteCheck,
     /// How long messages may stay queued.
     pub queue: Arc<QueueConfig>,
     /// Stored templates.

@@ -116,6 +116,11 @@ impl Engine {
         }
     }
 
+    /// Whether `name` can be a site this engine sends to; see [`Router::is_site`].
+    pub fn is_site(&self, name: &str) -> bool {
+        self.shared.router.is_site(name)
+    }
+
     /// Applies the shaping, provider and bounce rule sections of `config` to new and queued
     /// mail alike. Nothing queued is dropped; a bad file leaves everything as it was.
     pub fn reload(&self, config: &Config) -> Result<(), ReloadError> {

@@ -17,7 +17,7 @@ use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 use sluice_core::config::DnsConfig;
 
-use crate::site::{Providers, Site};
+use crate::site::{is_host_set, Providers, Site};
 
 /// Longest a route is kept, whatever its TTL, so a provider change shows within minutes.
 const MAX_ROUTE_AGE: Duration = Duration::from_secs(300);
@@ -109,6 +109,18 @@ impl Router {
     pub fn set_providers(&self, providers: Providers) {
         *self.providers.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(providers);
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Whether `name` can be a site this router sends to: a provider of its list, `route:HOP`
+    /// for a static route, or an MX host set. A host set is checked by its form only, since
+    /// which hosts a domain's MX records name is known only once the domain is routed.
+    pub fn is_site(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        if let Some(hop) = name.strip_prefix("route:") {
+            return self.routes.values().any(|h| h.eq_ignore_ascii_case(hop));
+        }
+        let providers = self.providers.read().unwrap_or_else(|p| p.into_inner());
+        providers.knows(&name) || is_host_set(&name)
     }
 
     /// The route for `domain` if one is known and fresh, without any lookup.
@@ -230,5 +242,41 @@ impl Router {
             .await
             .map_err(|e| RouteError::Temporary(e.to_string()))?;
         Ok(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        let dns = DnsConfig {
+            nameservers: vec!["127.0.0.1:53".parse().expect("address")],
+        };
+        let routes = BTreeMap::from([("example.test".into(), "127.0.0.1:2525".into())]);
+        let providers = Providers::parse("[google]\nmx_suffixes = [\"google.com\"]\n", "test")
+            .expect("providers");
+        Router::new(&dns, routes, 25, providers).expect("router")
+    }
+
+    #[tokio::test]
+    async fn sites_are_providers_static_routes_or_mx_host_sets() {
+        let router = router();
+        for site in [
+            "google",
+            "Google",
+            "route:127.0.0.1:2525",
+            "mx1.x.test,mx2.x.test",
+        ] {
+            assert!(router.is_site(site), "{site}");
+        }
+        for not_a_site in ["gogle", "route:127.0.0.1:25", "route:", "mx1.x.test,"] {
+            assert!(!router.is_site(not_a_site), "{not_a_site}");
+        }
+        router.set_providers(Providers::default());
+        assert!(
+            !router.is_site("google"),
+            "a reloaded list is the one asked"
+        );
     }
 }

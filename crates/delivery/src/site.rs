@@ -112,17 +112,19 @@ impl Providers {
         Ok(Providers { suffixes })
     }
 
+    /// Whether the list has a provider named `name`, in any case.
+    pub fn knows(&self, name: &str) -> bool {
+        self.suffixes
+            .iter()
+            .any(|(_, p)| p.eq_ignore_ascii_case(name))
+    }
+
     /// Fails when `[shaping.provider.<name>]` names a provider this list does not know.
     pub fn check_shaping(&self, shaping: &ShapingConfig) -> Result<(), ProvidersError> {
         let names: Vec<String> = shaping
             .provider
             .keys()
-            .filter(|name| {
-                !self
-                    .suffixes
-                    .iter()
-                    .any(|(_, p)| p.eq_ignore_ascii_case(name))
-            })
+            .filter(|name| !self.knows(name))
             .cloned()
             .collect();
         if names.is_empty() {
@@ -162,6 +164,18 @@ impl Providers {
             provider: None,
         }
     }
+}
+
+/// Whether `name` has the form of a site made of an MX host set (see [`Providers::site_for`]):
+/// host names of two labels or more, joined with commas.
+pub fn is_host_set(name: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    name.split(',')
+        .all(|host| host.contains('.') && host.split('.').all(label))
 }
 
 fn normalise(host: &str) -> String {
@@ -204,6 +218,23 @@ mod tests {
         let unknown = providers.site_for(&hosts(&["mx2.x.test.", "mx1.x.test"]));
         assert_eq!(unknown.name, "mx1.x.test,mx2.x.test");
         assert_eq!(unknown.provider, None);
+    }
+
+    #[test]
+    fn an_mx_host_set_site_has_the_form_site_for_gives_it() {
+        let providers = Providers::default();
+        let site = providers.site_for(&hosts(&["MX2.x.test.", "mx1.x-y.test"]));
+        assert!(is_host_set(&site.name), "{}", site.name);
+        assert!(is_host_set("mx.example.test"));
+        for bad in [
+            "gogle",
+            "mx1.x.test,",
+            "mx1..test",
+            "mx1.x.test,,mx2.x.test",
+            "a/b.test",
+        ] {
+            assert!(!is_host_set(bad), "{bad}");
+        }
     }
 
     #[test]

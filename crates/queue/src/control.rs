@@ -105,8 +105,21 @@ impl Suspensions {
     }
 
     fn holds_site(&self, site: &str) -> bool {
+        self.has(&Scope::Site(site.to_string()))
+    }
+
+    /// Whether `scope` itself is suspended, not whether a message in it is held.
+    fn has(&self, scope: &Scope) -> bool {
         let active = self.active.read().unwrap_or_else(|p| p.into_inner());
-        !active.is_empty() && active.contains(&Scope::Site(site.to_string()).key())
+        !active.is_empty() && active.contains(&scope.key())
+    }
+
+    /// Marks each group of `groups`, named for a scope made by `scope`, suspended when that
+    /// scope is: a pool is not shown suspended because one of its sites is.
+    fn mark(&self, groups: &mut BTreeMap<String, QueueStats>, scope: fn(String) -> Scope) {
+        for (name, stats) in groups.iter_mut() {
+            stats.suspended = self.has(&scope(name.clone()));
+        }
     }
 
     fn set(&self, scope: &Scope, on: bool) -> Result<bool, StoreError> {
@@ -168,7 +181,8 @@ pub struct QueueStats {
     pub next_attempt_ms: Option<u64>,
     /// The most recent temporary failure seen in the group.
     pub last_reply: Option<String>,
-    /// Whether the group is suspended.
+    /// Whether an operator suspended this group itself; a message may also be held by the
+    /// suspension of another group it is in.
     pub suspended: bool,
 }
 
@@ -304,25 +318,21 @@ impl Spool {
                 continue;
             };
             summary.total += 1;
-            let suspended = self.is_suspended(&message);
             add(
                 summary.domains.entry(message.domain.clone()).or_default(),
                 &message,
-                suspended,
             );
             add(
                 summary.pools.entry(message.pool.clone()).or_default(),
                 &message,
-                suspended,
             );
             if let Some(site) = &message.site {
-                add(
-                    summary.sites.entry(site.clone()).or_default(),
-                    &message,
-                    suspended,
-                );
+                add(summary.sites.entry(site.clone()).or_default(), &message);
             }
         }
+        self.suspensions.mark(&mut summary.domains, Scope::Domain);
+        self.suspensions.mark(&mut summary.pools, Scope::Pool);
+        self.suspensions.mark(&mut summary.sites, Scope::Site);
         Ok(summary)
     }
 
@@ -407,7 +417,7 @@ impl Spool {
     }
 }
 
-fn add(stats: &mut QueueStats, message: &QueuedMessage, suspended: bool) {
+fn add(stats: &mut QueueStats, message: &QueuedMessage) {
     stats.count += 1;
     let injected = message.facts.injection_time_ms;
     stats.oldest_ms = Some(stats.oldest_ms.map_or(injected, |o| o.min(injected)));
@@ -419,5 +429,4 @@ fn add(stats: &mut QueueStats, message: &QueuedMessage, suspended: bool) {
     if message.last_reply.is_some() {
         stats.last_reply.clone_from(&message.last_reply);
     }
-    stats.suspended |= suspended;
 }

@@ -211,6 +211,34 @@ async fn suspended_domains_wait_with_delay_events_and_resume_at_once() {
 }
 
 #[tokio::test]
+async fn the_summary_shows_only_the_suspended_scope_itself_as_suspended() {
+    let f = fixture("summary-suspended").await;
+    let mut routed = message(1, "a.test", now_ms() + 600_000);
+    routed.message.site = Some("google".into());
+    f.spool.accept(vec![routed]).await.expect("accept");
+    let suspended = |summary: &sluice_queue::QueueSummary| {
+        [
+            summary.domains["a.test"].suspended,
+            summary.sites["google"].suspended,
+            summary.pools["default"].suspended,
+        ]
+    };
+
+    f.spool
+        .suspend(&Scope::Site("google".into()))
+        .expect("suspend");
+    let summary = f.spool.summary().expect("summary");
+    assert_eq!(suspended(&summary), [false, true, false], "{summary:?}");
+    assert_eq!(summary.suspended, ["site:google"]);
+
+    f.spool
+        .suspend(&Scope::Pool("DEFAULT".into()))
+        .expect("suspend");
+    let summary = f.spool.summary().expect("summary");
+    assert_eq!(suspended(&summary), [false, true, true], "{summary:?}");
+}
+
+#[tokio::test]
 async fn cancelling_a_campaign_bounces_its_messages_with_class_25() {
     let f = fixture("cancel").await;
     let later = now_ms() + 600_000;

@@ -1,7 +1,16 @@
 //! `sluice queue …`: the operator's view of a running server's queue, through its API.
 
 use clap::{Args, Subcommand};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
+
+/// Bytes of a path segment sent as they are: RFC 3986's unreserved characters. Everything
+/// else, `/`, `?`, `#` and `%` among it, is percent-encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Where the server is and how to authenticate.
 #[derive(Args)]
@@ -77,6 +86,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The API path of one message; the id is one path segment whatever it contains.
+fn message_path(id: &str) -> String {
+    format!("/messages/{}", utf8_percent_encode(id, SEGMENT))
+}
+
 /// Runs one queue action and prints the server's answer.
 pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<()> {
     let (method, path, body) = match &command {
@@ -101,7 +115,7 @@ pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<()> {
             "/queues/cancel".to_string(),
             Some(s.body()),
         ),
-        QueueCommand::Show { id } => (reqwest::Method::GET, format!("/messages/{id}"), None),
+        QueueCommand::Show { id } => (reqwest::Method::GET, message_path(id), None),
     };
     let Some(key) = target.key.as_deref() else {
         anyhow::bail!("an API key with the queues/manage grant is needed: --key or SLUICE_API_KEY");
@@ -129,4 +143,22 @@ pub async fn run(target: Target, command: QueueCommand) -> anyhow::Result<()> {
     }
     println!("{}", serde_json::to_string_pretty(&answer["results"])?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_id_is_one_path_segment_whatever_it_holds() {
+        assert_eq!(
+            message_path("11668787484950529"),
+            "/messages/11668787484950529"
+        );
+        assert_eq!(message_path("a-b.c_d~e"), "/messages/a-b.c_d~e");
+        assert_eq!(message_path("../queues"), "/messages/..%2Fqueues");
+        assert_eq!(message_path("1?x=2#y"), "/messages/1%3Fx%3D2%23y");
+        assert_eq!(message_path("50% off"), "/messages/50%25%20off");
+        assert_eq!(message_path("é"), "/messages/%C3%A9");
+    }
 }

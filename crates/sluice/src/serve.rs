@@ -9,6 +9,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use sluice_api::admin::Reload;
 use sluice_api::dkim::Keyring;
 use sluice_api::snippets::SnippetStore;
+use sluice_api::state::SiteCheck;
 use sluice_api::templates::TemplateStore;
 use sluice_api::{AppState, Keys};
 use sluice_core::config::Config;
@@ -51,6 +52,10 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
     dispatcher.start_all()?;
     tokio::spawn(run_retention(log.clone(), config.events.clone()));
     let engine = start_delivery(&config, spool.clone())?;
+    let sites: SiteCheck = {
+        let engine = engine.clone();
+        Arc::new(move |name: &str| engine.is_site(name))
+    };
     let reload = reloader(path.clone(), engine);
     tokio::spawn(reload_on_hangup(reload.clone()));
 
@@ -71,6 +76,7 @@ pub async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
         ids: Arc::new(IdGenerator::new()),
         config: Arc::new(config.api.clone()),
         pools: Arc::new(pools),
+        sites,
         queue: Arc::new(config.queue.clone()),
         templates: TemplateStore::open(&store)?,
         snippets: SnippetStore::open(&store)?,

@@ -1,6 +1,10 @@
 //! `valid_ips` of a key: single addresses or CIDR ranges, IPv4 or IPv6.
 
+use std::fmt;
 use std::net::IpAddr;
+
+/// The prefix length an IPv4-mapped IPv6 range (`::ffff:a.b.c.d/n`) has over its IPv4 form.
+const MAPPED_PREFIX: u8 = 96;
 
 /// One entry of `valid_ips`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,38 +13,95 @@ pub struct IpRange {
     prefix: u8,
 }
 
+/// Why an entry of `valid_ips` was refused; every message names the entry.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IpRangeError {
+    /// The part before any `/` is not an address.
+    #[error("{entry:?} is not an IP address or CIDR range")]
+    NotAnAddress {
+        /// The entry, trimmed.
+        entry: String,
+    },
+    /// Nothing follows the `/`.
+    #[error("{entry:?} has no prefix length after \"/\"")]
+    MissingPrefix {
+        /// The entry, trimmed.
+        entry: String,
+    },
+    /// The prefix length is not a number in range for the address family.
+    #[error("{entry:?}: prefix length must be 0–{max} for {family}")]
+    BadPrefix {
+        /// The entry, trimmed.
+        entry: String,
+        /// 32 or 128.
+        max: u8,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+    },
+    /// An IPv4-mapped range wider than the mapped addresses, which would also cover IPv6.
+    #[error("{entry:?}: prefix length must be 96–128 for an IPv4-mapped address")]
+    MappedPrefix {
+        /// The entry, trimmed.
+        entry: String,
+    },
+}
+
 impl IpRange {
-    /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or an IPv6 `addr/n`.
-    pub fn parse(text: &str) -> Result<IpRange, String> {
-        let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (text, None),
+    /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or an IPv6 `addr/n`, ignoring spaces
+    /// around them. An IPv4-mapped address (`::ffff:a.b.c.d`) becomes the IPv4 address.
+    pub fn parse(text: &str) -> Result<IpRange, IpRangeError> {
+        let entry = text.trim();
+        let (address, prefix) = match entry.split_once('/') {
+            Some((address, prefix)) => (address.trim(), Some(prefix.trim())),
+            None => (entry, None),
         };
-        let network: IpAddr = address
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
+        let network: IpAddr = address.parse().map_err(|_| IpRangeError::NotAnAddress {
+            entry: entry.to_string(),
+        })?;
+        let (max, family) = if network.is_ipv4() {
+            (32, "IPv4")
+        } else {
+            (128, "IPv6")
+        };
         let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{text:?} has a prefix length over {max}"))?,
+            Some("") => {
+                return Err(IpRangeError::MissingPrefix {
+                    entry: entry.to_string(),
+                })
+            }
+            Some(p) => prefix_length(p, max).ok_or_else(|| IpRangeError::BadPrefix {
+                entry: entry.to_string(),
+                max,
+                family,
+            })?,
             None => max,
         };
-        Ok(IpRange { network, prefix })
+        IpRange { network, prefix }.unmapped(entry)
+    }
+
+    /// The IPv4 range of an IPv4-mapped one; other ranges as they are.
+    fn unmapped(self, entry: &str) -> Result<IpRange, IpRangeError> {
+        let IpAddr::V6(v6) = self.network else {
+            return Ok(self);
+        };
+        let Some(v4) = v6.to_ipv4_mapped() else {
+            return Ok(self);
+        };
+        if self.prefix < MAPPED_PREFIX {
+            return Err(IpRangeError::MappedPrefix {
+                entry: entry.to_string(),
+            });
+        }
+        Ok(IpRange {
+            network: IpAddr::V4(v4),
+            prefix: self.prefix - MAPPED_PREFIX,
+        })
     }
 
     /// Whether `ip` lies in the range. An IPv4 address seen as IPv6 (`::ffff:a.b.c.d`) counts
     /// as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.network, ip) {
+        match (self.network, unmapped(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 same_prefix(u32::from(net).into(), u32::from(ip).into(), self.prefix, 32)
             }
@@ -49,6 +110,34 @@ impl IpRange {
             }
             _ => false,
         }
+    }
+}
+
+/// The entry as stored: the address alone for a single address, else `address/prefix`.
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let single = if self.network.is_ipv4() { 32 } else { 128 };
+        if self.prefix == single {
+            write!(f, "{}", self.network)
+        } else {
+            write!(f, "{}/{}", self.network, self.prefix)
+        }
+    }
+}
+
+/// A prefix length of decimal digits, at most `max`.
+fn prefix_length(text: &str, max: u8) -> Option<u8> {
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u8>().ok().filter(|p| *p <= max)
+}
+
+/// `ip` as IPv4 when it is an IPv4-mapped IPv6 address.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -95,10 +184,57 @@ mod tests {
     }
 
     #[test]
-    fn bad_entries_are_refused() {
-        assert!(IpRange::parse("10.0.0.0/33").is_err());
-        assert!(IpRange::parse("example.com").is_err());
-        assert!(IpRange::parse("10.0.0.0/x").is_err());
+    fn bad_entries_are_refused_naming_the_entry_and_what_is_wrong() {
+        let error = |text: &str| IpRange::parse(text).expect_err("refused").to_string();
+        let v4 = "prefix length must be 0–32 for IPv4";
+        assert_eq!(error("1.2.3.4/-1"), format!("\"1.2.3.4/-1\": {v4}"));
+        assert_eq!(error("10.0.0.0/33"), format!("\"10.0.0.0/33\": {v4}"));
+        assert_eq!(error("10.0.0.0/x"), format!("\"10.0.0.0/x\": {v4}"));
+        assert_eq!(error("10.0.0.0/+8"), format!("\"10.0.0.0/+8\": {v4}"));
+        assert_eq!(
+            error("2001:db8::/129"),
+            "\"2001:db8::/129\": prefix length must be 0–128 for IPv6"
+        );
+        assert_eq!(
+            error(" 1.2.3.4/ "),
+            "\"1.2.3.4/\" has no prefix length after \"/\""
+        );
+        assert_eq!(
+            error("example.com"),
+            "\"example.com\" is not an IP address or CIDR range"
+        );
+        assert_eq!(
+            error("::ffff:1.2.3.4/64"),
+            "\"::ffff:1.2.3.4/64\": prefix length must be 96–128 for an IPv4-mapped address"
+        );
+    }
+
+    #[test]
+    fn mapped_entries_become_ipv4_and_match_both_forms_of_the_caller() {
+        let range = IpRange::parse("::ffff:10.1.2.3").expect("mapped address");
+        assert_eq!(range, IpRange::parse("10.1.2.3").expect("address"));
+        assert_eq!(range.to_string(), "10.1.2.3");
+        assert!(range.contains(ip("10.1.2.3")));
+        assert!(range.contains(ip("::ffff:10.1.2.3")));
+        let wide = IpRange::parse("::FFFF:10.1.0.0/112").expect("mapped range");
+        assert_eq!(wide.to_string(), "10.1.0.0/16");
+        assert!(wide.contains(ip("::ffff:10.1.9.9")));
+        assert!(!wide.contains(ip("10.2.0.1")));
+    }
+
+    #[test]
+    fn entries_print_back_in_one_canonical_form() {
+        for (text, shown) in [
+            (" 10.0.0.1 ", "10.0.0.1"),
+            ("10.0.0.1/32", "10.0.0.1"),
+            ("10.0.0.0 / 8", "10.0.0.0/8"),
+            ("2001:DB8:0:0::1", "2001:db8::1"),
+            ("2001:db8::/32", "2001:db8::/32"),
+        ] {
+            let range = IpRange::parse(text).expect("valid");
+            assert_eq!(range.to_string(), shown);
+            assert_eq!(IpRange::parse(shown), Ok(range), "round trip of {shown}");
+        }
     }
 
     #[test]

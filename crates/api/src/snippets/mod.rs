@@ -26,12 +26,9 @@ const MAX_NAME: usize = 1024;
 impl From<SnippetStoreError> for ApiError {
     fn from(error: SnippetStoreError) -> ApiError {
         match error {
-            SnippetStoreError::Exists(id) => ApiError::new(
-                StatusCode::CONFLICT,
-                "resource conflict",
-                "",
-                format!("a snippet with id {id:?} already exists"),
-            ),
+            SnippetStoreError::Exists(id) => {
+                ApiError::conflict(format!("a snippet with id {id:?} already exists"))
+            }
             SnippetStoreError::Store(error) => ApiError::from(error),
         }
     }

@@ -7,7 +7,6 @@ pub mod store;
 pub mod write;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -28,12 +27,9 @@ pub const MAX_ID: usize = 64;
 impl From<TemplateStoreError> for ApiError {
     fn from(error: TemplateStoreError) -> ApiError {
         match error {
-            TemplateStoreError::Exists(id) => ApiError::new(
-                StatusCode::CONFLICT,
-                "resource conflict",
-                "",
-                format!("a template with id {id:?} already exists"),
-            ),
+            TemplateStoreError::Exists(id) => {
+                ApiError::conflict(format!("a template with id {id:?} already exists"))
+            }
             TemplateStoreError::Missing(id) => {
                 ApiError::not_found(format!("no template with id {id:?}"))
             }

@@ -153,12 +153,23 @@ fn check_name(name: &str, disposition: Disposition) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err("must not contain line breaks or control characters".into());
     }
-    // An inline image's name becomes its Content-ID, which is a msg-id: no spaces, no brackets.
-    let cid_safe = |c: char| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\');
-    if matches!(disposition, Disposition::Inline) && !name.chars().all(cid_safe) {
-        return Err("must be printable ASCII without spaces, quotes or angle brackets".into());
+    if matches!(disposition, Disposition::Inline) {
+        check_content_id(name)?;
     }
     Ok(())
+}
+
+/// An inline image's name becomes its Content-ID, a msg-id: only the characters of RFC 5322's
+/// dot-atom-text and `@` may appear.
+fn check_content_id(name: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.@".contains(c);
+    match name.chars().find(|c| !allowed(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "{name:?} cannot be a Content-ID: {c:?} is not allowed; use letters, digits, \
+             '.', '@' and !#$%&'*+-/=?^_`{{|}}~"
+        )),
+    }
 }
 
 /// A MIME type such as `image/png` or `text/html; charset="UTF-8"`; it goes into the
@@ -174,16 +185,72 @@ fn check_type(content_type: &str) -> Result<(), String> {
     {
         return Err(bad());
     }
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    let (essence, parameters) = match content_type.split_once(';') {
+        Some((essence, parameters)) => (essence, Some(parameters)),
+        None => (content_type, None),
     };
-    match essence.split_once('/') {
-        Some((kind, subtype)) if token(kind) && token(subtype) => Ok(()),
-        _ => Err(bad()),
+    match essence.trim().split_once('/') {
+        Some((kind, subtype)) if is_token(kind) && is_token(subtype) => {}
+        _ => return Err(bad()),
     }
+    parameters.map_or(Ok(()), |p| {
+        check_parameters(p).map_err(|e| format!("{content_type:?}: {e}"))
+    })
+}
+
+/// Checks the `name=value` parameters that follow a MIME type's first `;`, separated by `;`;
+/// a value is a token or a quoted string.
+fn check_parameters(mut rest: &str) -> Result<(), String> {
+    loop {
+        if rest.trim().is_empty() {
+            return Err("a \";\" must be followed by a parameter".into());
+        }
+        let Some((name, after)) = rest.split_once('=') else {
+            return Err(format!("parameter {:?} has no \"=value\"", rest.trim()));
+        };
+        let name = name.trim();
+        if !is_token(name) {
+            return Err(format!("{name:?} is not a parameter name"));
+        }
+        rest = parameter_value(name, after.trim_start())?.trim_start();
+        if rest.is_empty() {
+            return Ok(());
+        }
+        rest = rest
+            .strip_prefix(';')
+            .ok_or_else(|| format!("parameter {name:?} is followed by {rest:?}, not \";\""))?;
+    }
+}
+
+/// Reads the value of parameter `name` at the start of `text`; returns what follows it.
+fn parameter_value<'a>(name: &str, text: &'a str) -> Result<&'a str, String> {
+    if let Some(quoted) = text.strip_prefix('"') {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => return Ok(&quoted[i + 1..]),
+                _ => {}
+            }
+        }
+        return Err(format!("parameter {name:?} has an unclosed quote"));
+    }
+    let end = text.find([' ', ';']).unwrap_or(text.len());
+    if !is_token(&text[..end]) {
+        return Err(format!(
+            "parameter {name:?} needs a value: a token, or a string in quotes"
+        ));
+    }
+    Ok(&text[end..])
+}
+
+/// An RFC 2045 token: printable ASCII but for spaces and `()<>@,;:\"/[]?=`.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
 }
 
 /// The finished entity: headers, a blank line, and the data in base64 lines.
@@ -229,17 +296,8 @@ fn filename_parameter(out: &mut String, name: &str) {
         out.push('"');
         return;
     }
-    let mut encoded = Vec::new();
-    for byte in name.bytes() {
-        let plain = byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte);
-        encoded.push(if plain {
-            (byte as char).to_string()
-        } else {
-            format!("%{byte:02X}")
-        });
-    }
     let mut chunks: Vec<String> = vec!["utf-8''".into()];
-    for piece in encoded {
+    for piece in name.chars().map(encoded_char) {
         if chunks
             .last()
             .is_some_and(|c| c.len() + piece.len() > FILENAME_CHUNK)
@@ -254,6 +312,22 @@ fn filename_parameter(out: &mut String, name: &str) {
         let separator = if i + 1 < chunks.len() { ";" } else { "" };
         let _ = write!(out, "\r\n filename*{i}*={chunk}{separator}");
     }
+}
+
+/// One character of an RFC 2231 value: itself when it may stand as it is, else the
+/// percent-encoding of all its UTF-8 bytes, so a continuation never splits a character.
+fn encoded_char(c: char) -> String {
+    let plain = c.is_ascii_alphanumeric() || "!#$&+-.^_`|~".contains(c);
+    if plain {
+        return c.to_string();
+    }
+    let mut bytes = [0; 4];
+    c.encode_utf8(&mut bytes)
+        .bytes()
+        .fold(String::new(), |mut out, byte| {
+            let _ = write!(out, "%{byte:02X}");
+            out
+        })
 }
 
 #[cfg(test)]
@@ -352,5 +426,101 @@ mod tests {
             attachment("logo", "image/png", ""),
         ]);
         assert!(Files::from_json(Some(&attachments), None).is_ok());
+    }
+
+    #[test]
+    fn type_parameters_must_be_name_value_pairs() {
+        for good in [
+            "text/plain;charset=utf-8",
+            "text/plain ; format=flowed ; delsp=yes",
+            "application/octet-stream; name=\"a;b \\\"c\\\".txt\"",
+        ] {
+            let list = json!([attachment("a.txt", good, "")]);
+            assert!(Files::from_json(Some(&list), None).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            (
+                "text/plain; charset",
+                "parameter \"charset\" has no \"=value\"",
+            ),
+            ("text/plain; charset=", "a token, or a string in quotes"),
+            (
+                "text/plain; name=\"a.txt",
+                "parameter \"name\" has an unclosed quote",
+            ),
+            ("text/plain; name=a\"b", "a token, or a string in quotes"),
+            (
+                "text/plain; charset=utf-8 x",
+                "followed by \"x\", not \";\"",
+            ),
+            ("text/plain; =utf-8", "\"\" is not a parameter name"),
+            ("text/plain;", "a \";\" must be followed by a parameter"),
+            (
+                "text/plain; a=b;",
+                "a \";\" must be followed by a parameter",
+            ),
+        ] {
+            let description = refused(json!([attachment("a.txt", bad, "")]), Value::Null);
+            let field = format!("content.attachments[0].type {bad:?}: ");
+            assert!(
+                description.starts_with(&field) && description.ends_with(why),
+                "{description}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_inline_image_name_must_be_a_content_id() {
+        for good in ["logo", "logo.png", "logo@example.test", "a+b_c-d=e~f/g"] {
+            let images = json!([attachment(good, "image/png", "")]);
+            assert!(Files::from_json(None, Some(&images)).is_ok(), "{good}");
+        }
+        for bad in [
+            "lo(go)", "logo png", "lo\"go", "lo,go", "logö", "[logo]", "lo\\go", "lo:go",
+        ] {
+            let description = refused(Value::Null, json!([attachment(bad, "image/png", "")]));
+            let expected = format!("content.inline_images[0].name {bad:?} cannot be a Content-ID");
+            assert!(description.starts_with(&expected), "{description}");
+        }
+        let attachments = json!([attachment("report (1).pdf", "application/pdf", "")]);
+        assert!(Files::from_json(Some(&attachments), None).is_ok());
+    }
+
+    /// Whether every `%` of an RFC 2231 value starts a whole `%XX` escape.
+    fn whole_escapes(value: &str) -> bool {
+        value.match_indices('%').all(|(i, _)| {
+            value
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+    }
+
+    #[test]
+    fn a_long_utf8_filename_splits_between_whole_characters_and_parses_back() {
+        use mail_parser::{MessageParser, MimeHeaders};
+
+        // Characters of one, two and three bytes, so splits fall at every offset.
+        let name = format!("a{}.pdf", "€éx".repeat(25));
+        let entity = entity(&name, "application/pdf", b"%PDF", Disposition::Attachment);
+        let segments: Vec<&str> = entity
+            .lines()
+            .filter_map(|line| line.split_once("*=").map(|(_, value)| value))
+            .collect();
+        assert!(segments.len() > 3, "{entity}");
+        for segment in &segments {
+            let value = segment.trim_end_matches(';').trim_start_matches("utf-8''");
+            assert!(whole_escapes(value), "{segment}");
+            let decoded = percent_encoding::percent_decode_str(value).decode_utf8();
+            assert!(decoded.is_ok(), "{segment}");
+        }
+
+        let message = format!(
+            "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n{entity}\r\n--b--\r\n"
+        );
+        let parsed = MessageParser::default()
+            .parse(message.as_bytes())
+            .expect("a message");
+        let attachment = parsed.attachment(0).expect("an attachment");
+        assert_eq!(attachment.attachment_name(), Some(name.as_str()));
     }
 }
