@@ -290,9 +290,55 @@ async fn bad_requests_are_refused_and_queue_nothing() {
             422,
             "5002",
         ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": {"email": "a@sender.test", "name": "A\r\nBcc: e@example.test"}, "subject": "s", "text": "t"}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"template_id": "welcome", "subject": "ignored?"}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "attachments": [{"name": "fwd.eml", "type": "message/rfc822", "data": "AA=="}]}}),
+            422,
+            "1300",
+        ),
+        // Address headers must hold addresses, and a single-instance header comes once.
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "reply_to": "the help desk"}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "headers": {"Cc": "Zoë, z@example.test"}}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "headers": {"Cc": "b@example.test", "cc": "c@example.test"}}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"email_rfc822": "From: a@sender.test\r\nSubject: one\r\nSubject: two\r\n\r\nt"}}),
+            422,
+            "1300",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test", "substitution_data": {"r": "nobody"}}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "reply_to": "{{r}}"}}),
+            422,
+            "5002",
+        ),
         // Header injection, through every door: the recipient's name, header_to, and data.
         (
             json!({"recipients": [{"address": {"email": "a@example.test", "name": "A\r\nBcc: evil@example.test"}}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "5002",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test", "return_path": "b@sender.test>\r\nRCPT TO:<evil@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
             422,
             "5002",
         ),

@@ -10,7 +10,7 @@ use super::store::{id_from_name, StoredTemplate, TemplateContent, TemplateOption
 use super::MAX_ID;
 use crate::error::ApiError;
 use crate::transmission::check_len;
-use crate::transmission::content::{first_inline_field, from_fields, raw_alone};
+use crate::transmission::content::{alone, first_inline_field, from_fields};
 use crate::transmission::request::Content;
 
 /// Longest name and description, in bytes.
@@ -161,7 +161,7 @@ fn merged(base: Version, body: &TemplateBody, now_ms: u64) -> Result<Version, Ap
 
 fn merged_content(base: TemplateContent, given: &Content) -> Result<TemplateContent, ApiError> {
     if let Some(raw) = &given.email_rfc822 {
-        raw_alone(given)?;
+        alone("email_rfc822", given)?;
         return Ok(TemplateContent {
             email_rfc822: Some(raw.clone()),
             ..TemplateContent::default()

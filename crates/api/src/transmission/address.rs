@@ -1,5 +1,7 @@
 //! Email addresses as the API takes them: `a@b`, `Name <a@b>`, or `{email, name, header_to}`.
 
+use mail_builder::headers::address::Address as BuiltAddress;
+use mail_parser::MessageParser;
 use serde_json::Value;
 
 /// A recipient's or sender's address.
@@ -62,34 +64,74 @@ impl Address {
 
 /// Parses `a@b` or `Name <a@b>`.
 pub fn parse_mailbox(text: &str) -> Result<Address, String> {
-    let text = text.trim();
-    let (name, email) = match (text.rfind('<'), text.ends_with('>')) {
-        (Some(open), true) => {
-            let written = text[..open].trim();
-            if !written.starts_with('"') && written.contains(['<', '>']) {
-                return Err(format!("{text:?} names more than one address"));
-            }
-            let name = written.trim_matches('"').trim();
-            (
-                Some(name).filter(|n| !n.is_empty()).map(str::to_string),
-                &text[open + 1..text.len() - 1],
-            )
-        }
-        _ => (None, text),
-    };
+    let (name, email) = split_mailbox(text)?;
     check_email(email)?;
-    if let Some(name) = &name {
+    if let Some(name) = name {
         check_display_name(name)?;
     }
     Ok(Address {
         email: email.to_string(),
-        name,
+        name: name.map(str::to_string),
         header_to: None,
     })
 }
 
+/// Splits `a@b` or `Name <a@b>` into its display name, unquoted, and its address, checking
+/// neither.
+pub fn split_mailbox(text: &str) -> Result<(Option<&str>, &str), String> {
+    let text = text.trim();
+    let (Some(open), true) = (text.rfind('<'), text.ends_with('>')) else {
+        return Ok((None, text));
+    };
+    let written = text[..open].trim();
+    if !written.starts_with('"') && written.contains(['<', '>']) {
+        return Err(format!("{text:?} names more than one address"));
+    }
+    let name = written.trim_matches('"').trim();
+    Ok((
+        Some(name).filter(|n| !n.is_empty()),
+        &text[open + 1..text.len() - 1],
+    ))
+}
+
+/// Whether a header field holds addresses (RFC 5322, sections 3.6.2 and 3.6.3).
+pub(super) fn is_address_field(name: &str) -> bool {
+    ["From", "Sender", "Reply-To", "To", "Cc", "Bcc"]
+        .iter()
+        .any(|field| name.eq_ignore_ascii_case(field))
+}
+
+/// Parses an address header's value as a list of mailboxes, so that display names outside ASCII
+/// can be encoded (RFC 2047) without touching the addresses. Every address must be one SMTP can
+/// carry; the error names the first that is not, or says the value is no list at all.
+pub(super) fn address_list(name: &str, value: &str) -> Result<BuiltAddress<'static>, String> {
+    let no_list = || {
+        format!("{name} is not a list of addresses (a display name with a comma must be quoted)")
+    };
+    let field = format!("{name}: {value}\r\n\r\n");
+    let parsed = MessageParser::default()
+        .parse_headers(field.as_bytes())
+        .ok_or_else(no_list)?;
+    let list = parsed
+        .parts
+        .first()
+        .and_then(|part| part.headers.first())
+        .and_then(|header| header.value.as_address())
+        .and_then(|address| address.as_list())
+        .filter(|list| !list.is_empty())
+        .ok_or_else(no_list)?;
+    let mut built = Vec::with_capacity(list.len());
+    for mailbox in list {
+        let email = mailbox.address.as_deref().ok_or_else(no_list)?;
+        check_email(email).map_err(|e| format!("{name}: {e}"))?;
+        let name = mailbox.name.as_deref().map(str::to_string);
+        built.push(BuiltAddress::new_address(name, email.to_string()));
+    }
+    Ok(BuiltAddress::new_list(built))
+}
+
 /// A display name goes into a header: no line breaks or other control characters.
-fn check_display_name(name: &str) -> Result<(), String> {
+pub fn check_display_name(name: &str) -> Result<(), String> {
     if name.chars().any(|c| c.is_control()) {
         return Err(format!(
             "name {name:?} contains a line break or control character"
@@ -246,6 +288,28 @@ mod tests {
             json!({"name":"x"}),
         ] {
             assert!(Address::from_json(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn address_lists_keep_every_address_and_refuse_what_is_not_one() {
+        let list = address_list("Cc", "Zoë <z@example.test>, b@example.test").expect("a list");
+        let mut written = Vec::new();
+        mail_builder::headers::Header::write_header(&list, &mut written, 4);
+        let written = String::from_utf8(written).expect("ascii");
+        assert!(written.contains("<z@example.test>"), "{written}");
+        assert!(written.contains("<b@example.test>"), "{written}");
+        assert!(
+            written.contains("=?utf-8?"),
+            "the name is encoded: {written}"
+        );
+        for bad in [
+            "not an address",
+            "",
+            "a@b@c.test",
+            "Zoë Smith, <z@example.test>",
+        ] {
+            assert!(address_list("Cc", bad).is_err(), "{bad:?}");
         }
     }
 }

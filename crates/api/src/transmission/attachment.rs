@@ -190,6 +190,13 @@ fn check_type(content_type: &str) -> Result<(), String> {
         None => (content_type, None),
     };
     match essence.trim().split_once('/') {
+        // MIME forbids base64 for these composite types (RFC 2046, sections 5.1 and 5.2.1).
+        Some((kind, _)) if ["multipart", "message"].contains(&&*kind.to_ascii_lowercase()) => {
+            return Err(format!(
+                "{content_type:?}: a {kind}/ type cannot be attached, as attachments are sent \
+                 base64-encoded; use application/octet-stream"
+            ));
+        }
         Some((kind, subtype)) if is_token(kind) && is_token(subtype) => {}
         _ => return Err(bad()),
     }
@@ -454,6 +461,11 @@ mod tests {
                 "followed by \"x\", not \";\"",
             ),
             ("text/plain; =utf-8", "\"\" is not a parameter name"),
+            ("message/rfc822", "use application/octet-stream"),
+            (
+                "Multipart/mixed; boundary=x",
+                "use application/octet-stream",
+            ),
             ("text/plain;", "a \";\" must be followed by a parameter"),
             (
                 "text/plain; a=b;",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::address::{self, parse_mailbox};
+use super::address;
 use super::attachment::Files;
 use super::generate::InlineContent;
 use super::request::Content;
@@ -40,6 +40,10 @@ pub(crate) fn inline_content(content: Content) -> Result<InlineContent, ApiError
         .map(|p| p.as_ref().map_or(0, String::len))
         .sum();
     check_len("content", size + files.decoded_len, MAX_CONTENT)?;
+    if let Some(reply_to) = content.reply_to.as_deref() {
+        check_static_addresses("Reply-To", reply_to)
+            .map_err(|e| ApiError::invalid(format!("content.reply_to: {e}")))?;
+    }
     Ok(InlineContent {
         from_email,
         from_name,
@@ -53,12 +57,17 @@ pub(crate) fn inline_content(content: Content) -> Result<InlineContent, ApiError
     })
 }
 
-/// Checks that raw MIME content comes alone: the message already holds its own headers and
-/// parts, so inline fields beside it would be silently lost.
-pub(crate) fn raw_alone(content: &Content) -> Result<(), ApiError> {
-    match first_inline_field(content) {
+/// Checks that raw MIME content or a stored template, given in `content.{field}`, comes alone:
+/// the message or the template holds its own headers and parts, so inline fields beside it would
+/// be silently lost.
+pub(crate) fn alone(field: &str, content: &Content) -> Result<(), ApiError> {
+    let raw = content.email_rfc822.is_some() && field != "email_rfc822";
+    match raw
+        .then_some("email_rfc822")
+        .or_else(|| first_inline_field(content))
+    {
         Some(name) => Err(ApiError::invalid(format!(
-            "content.email_rfc822 cannot be combined with content.{name}"
+            "content.{field} cannot be combined with content.{name}"
         ))),
         None => Ok(()),
     }
@@ -74,7 +83,11 @@ pub(crate) fn first_inline_field(content: &Content) -> Option<&'static str> {
         ("html", content.html.is_some()),
         ("amp_html", content.amp_html.is_some()),
         ("reply_to", content.reply_to.is_some()),
-        ("headers", content.headers.is_some()),
+        // Client libraries send an empty object when no headers are given.
+        (
+            "headers",
+            content.headers.as_ref().is_some_and(|h| !h.is_empty()),
+        ),
         ("attachments", given(content.attachments.as_ref())),
         ("inline_images", given(content.inline_images.as_ref())),
     ];
@@ -86,21 +99,15 @@ pub(crate) fn first_inline_field(content: &Content) -> Option<&'static str> {
 
 /// The address and display name of `from`: `"a@b"`, `"Name <a@b>"` or `{email, name}`.
 pub(crate) fn from_fields(from: &Value) -> Result<(String, Option<String>), ApiError> {
-    let (email, name) = match from {
-        Value::String(text) => {
-            let address =
-                parse_mailbox(text).map_err(|e| ApiError::invalid(format!("content.from: {e}")))?;
-            (address.email, address.name)
-        }
+    let invalid = |e: String| ApiError::invalid(format!("content.from: {e}"));
+    let (name, email) = match from {
+        Value::String(text) => address::split_mailbox(text).map_err(invalid)?,
         Value::Object(map) => {
             let email = map
                 .get("email")
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::missing("content.from.email is required"))?;
-            (
-                email.to_string(),
-                map.get("name").and_then(Value::as_str).map(str::to_string),
-            )
+            (map.get("name").and_then(Value::as_str), email)
         }
         _ => {
             return Err(ApiError::invalid(
@@ -110,10 +117,21 @@ pub(crate) fn from_fields(from: &Value) -> Result<(String, Option<String>), ApiE
     };
     // The address may be templated; the rendered value is checked per recipient.
     if !email.contains("{{") {
-        address::check_email(&email)
-            .map_err(|e| ApiError::invalid(format!("content.from: {e}")))?;
+        address::check_email(email).map_err(invalid)?;
     }
-    Ok((email, name))
+    if let Some(name) = name {
+        address::check_display_name(name).map_err(invalid)?;
+    }
+    Ok((email.to_string(), name.map(str::to_string)))
+}
+
+/// Checks an address header written without substitutions now; a templated one is checked
+/// for each recipient once rendered.
+fn check_static_addresses(name: &str, value: &str) -> Result<(), String> {
+    if value.contains("{{") {
+        return Ok(());
+    }
+    address::address_list(name, value).map(drop)
 }
 
 /// Why a header field cannot be a custom header, for those Sluice writes itself: a second copy
@@ -134,9 +152,49 @@ fn reserved_header(name: &str) -> Option<&'static str> {
     Some(reason)
 }
 
+/// Whether a header field may appear at most once in a message (RFC 5322, section 3.6).
+pub(super) fn is_single_instance(name: &str) -> bool {
+    [
+        "Date",
+        "From",
+        "Sender",
+        "Reply-To",
+        "To",
+        "Cc",
+        "Bcc",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+        "Subject",
+    ]
+    .iter()
+    .any(|field| name.eq_ignore_ascii_case(field))
+}
+
+/// The first header field of `names` that may appear only once but appears more often, names
+/// being compared without regard to case.
+pub(super) fn repeated_single_instance<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for name in names.into_iter().filter(|n| is_single_instance(n)) {
+        if seen.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+            return Some(name);
+        }
+        seen.push(name);
+    }
+    None
+}
+
 fn custom_headers(headers: Option<Map<String, Value>>) -> Result<Vec<(String, String)>, ApiError> {
+    let headers = headers.unwrap_or_default();
+    if let Some(name) = repeated_single_instance(headers.keys().map(String::as_str)) {
+        return Err(ApiError::invalid(format!(
+            "content.headers: {name} is given more than once; a message holds at most one"
+        )));
+    }
     let mut out = Vec::new();
-    for (name, value) in headers.unwrap_or_default() {
+    for (name, value) in headers {
         if let Some(instead) = reserved_header(&name) {
             return Err(ApiError::invalid(format!(
                 "content.headers: {name} cannot be set as a custom header; {instead}"
@@ -154,6 +212,10 @@ fn custom_headers(headers: Option<Map<String, Value>>) -> Result<Vec<(String, St
                 "content.headers.{name} must be a string"
             )));
         };
+        if address::is_address_field(&name) {
+            check_static_addresses(&name, value)
+                .map_err(|e| ApiError::invalid(format!("content.headers: {e}")))?;
+        }
         out.push((name, value.to_string()));
     }
     Ok(out)

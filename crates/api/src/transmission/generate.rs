@@ -11,6 +11,7 @@ use mail_builder::MessageBuilder;
 use serde_json::{Map, Value};
 use sluice_template::{Context, Part, Template};
 
+use super::address::{address_list, is_address_field};
 use super::attachment::Files;
 use super::rfc822::RawContent;
 use crate::error::ApiError;
@@ -312,17 +313,34 @@ pub(super) fn check_line_lengths(message: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Refuses rendered headers that a line break or control character would split.
+/// Refuses rendered headers that a line break or control character would split, and address
+/// headers that do not hold a list of addresses.
 pub(crate) fn check_headers(rendered: &Rendered) -> Result<(), String> {
+    check_header_values(rendered)?;
+    address_headers(rendered).try_for_each(|(name, value)| address_list(name, value).map(drop))
+}
+
+fn check_header_values(rendered: &Rendered) -> Result<(), String> {
     header_values(rendered)
         .into_iter()
         .try_for_each(|(name, value)| check_header_value(name, value))
 }
 
+/// Reply-To and the custom headers that hold addresses, such as Cc.
+fn address_headers(rendered: &Rendered) -> impl Iterator<Item = (&str, &str)> {
+    let reply_to = rendered.reply_to.as_deref().map(|r| ("Reply-To", r));
+    let custom = rendered
+        .headers
+        .iter()
+        .filter(|(name, _)| is_address_field(name))
+        .map(|(n, v)| (n.as_str(), v.as_str()));
+    reply_to.into_iter().chain(custom)
+}
+
 /// Builds the RFC 5322 message. Fails when rendered data would put a line break into a header,
 /// which would let recipient data inject headers.
 pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Vec<u8>, String> {
-    check_headers(rendered)?;
+    check_header_values(rendered)?;
     // A templated From address is only known now; it becomes the envelope sender too.
     super::address::check_email(&rendered.from_email).map_err(|e| format!("from: {e}"))?;
     let parts = [&rendered.text, &rendered.html, &rendered.amp_html];
@@ -365,16 +383,14 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
         .subject(Text::new(rendered.subject.as_str()))
         .message_id(format!("{}@{}", addressing.message_id, domain));
     if let Some(reply_to) = &rendered.reply_to {
-        builder = match super::address::parse_mailbox(reply_to) {
-            Ok(mailbox) => builder.reply_to(mail_builder::headers::address::Address::new_address(
-                mailbox.name,
-                mailbox.email,
-            )),
-            Err(_) => builder.header("Reply-To", Text::new(reply_to.as_str())),
-        };
+        builder = builder.reply_to(address_list("Reply-To", reply_to)?);
     }
     for (name, value) in &rendered.headers {
-        builder = builder.header(name.as_str(), Text::new(value.as_str()));
+        builder = if is_address_field(name) {
+            builder.header(name.as_str(), address_list(name, value)?)
+        } else {
+            builder.header(name.as_str(), Text::new(value.as_str()))
+        };
     }
     builder = with_parts(builder, rendered);
     builder
@@ -639,6 +655,7 @@ pub(super) mod tests {
         let bytes = built(json!({
             "from": {"email": "shop@sender.test", "name": "Jörg's Shop"},
             "reply_to": "Zoë <help@sender.test>", "subject": "s", "text": "t",
+            "headers": {"Cc": "Zoë Lee <zoe@example.test>, \"Smith, Ann\" <ann@example.test>"},
         }));
         let text = String::from_utf8(bytes.clone()).expect("ASCII");
         assert!(
@@ -653,10 +670,42 @@ pub(super) mod tests {
             .and_then(|a| a.first())
             .expect("a Reply-To");
         assert_eq!(reply_to.name(), Some("Zoë"));
+        let cc: Vec<_> = message
+            .cc()
+            .map(|a| a.iter().map(|m| (m.name(), m.address())).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            cc,
+            [
+                (Some("Zoë Lee"), Some("zoe@example.test")),
+                (Some("Smith, Ann"), Some("ann@example.test"))
+            ]
+        );
     }
 
     #[test]
     fn a_templated_from_must_render_to_an_address() {
+        // The object form and the string form take a templated address alike.
+        for from in [
+            json!({"email": "{{sender}}", "name": "Shop"}),
+            json!("Shop <{{sender}}>"),
+        ] {
+            let content =
+                serde_json::from_value(json!({"from": from, "subject": "s", "text": "t"}))
+                    .expect("a content object");
+            let prepared =
+                Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+            let rendered = with_context(json!({"sender": "shop@sender.test"}), |c| {
+                prepared.render(c)
+            });
+            let built = build_mime(&rendered.expect("renders"), &addressing()).expect("builds");
+            let message = MessageParser::default().parse(&built).expect("parses");
+            let from = message.from().and_then(|a| a.first()).expect("a From");
+            assert_eq!(
+                (from.name(), from.address()),
+                (Some("Shop"), Some("shop@sender.test"))
+            );
+        }
         let content = serde_json::from_value(json!({
             "from": {"email": "{{sender}}", "name": "Shop"}, "subject": "s", "text": "t",
         }))

@@ -274,6 +274,7 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
     }
     let (compiled, template) = match content.template_id.clone() {
         Some(template_id) => {
+            content::alone("template_id", &content)?;
             let draft = content.use_draft_template.unwrap_or(false);
             let stored = templates::render::for_transmission(state, &template_id, draft)?;
             apply_template_options(&mut options, &stored.options);
@@ -304,7 +305,7 @@ pub(crate) fn compile_content(
     options: &Options,
 ) -> Result<Compiled, ApiError> {
     if let Some(raw) = &content.email_rfc822 {
-        content::raw_alone(&content)?;
+        content::alone("email_rfc822", &content)?;
         return Ok(Compiled::Raw(RawContent::compile(raw)?));
     }
     let inline = content::inline_content(content)?;
@@ -374,6 +375,14 @@ fn generate(
             "{}: at most 10 tags",
             address.email
         ))));
+    }
+    if let Some(return_path) = &recipient.return_path {
+        address::check_email(return_path).map_err(|e| {
+            Rejected::Invalid(ApiError::invalid(format!(
+                "{}: return_path: {e}",
+                address.email
+            )))
+        })?;
     }
     let id = state.ids.message_id();
     let facts = facts(t, recipient, &address, id, tags);

@@ -10,7 +10,6 @@
 
 use std::ops::Range;
 
-use mail_builder::headers::address::Address as BuiltAddress;
 use mail_builder::headers::content_type::ContentType as BuiltContentType;
 use mail_builder::headers::date::Date;
 use mail_builder::headers::raw::Raw;
@@ -21,7 +20,8 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use sluice_template::{Context, Part, Template};
 
-use super::address::check_email;
+use super::address::{address_list, check_email, is_address_field};
+use super::content::repeated_single_instance;
 use super::generate::{
     cc_mentions, check_header_value, check_line_lengths, crlf, syntax_error, without_bare_cr, Built,
 };
@@ -89,6 +89,12 @@ impl RawContent {
             .ok_or_else(|| ApiError::invalid(format!("{FIELD} is not a MIME message")))?;
         let root = &message.parts[0];
         check_from(&message, &source)?;
+        let names = root.headers.iter().map(|h| h.name.as_str());
+        if let Some(name) = repeated_single_instance(names) {
+            return Err(ApiError::invalid(format!(
+                "{FIELD} has more than one {name} header; a message holds at most one"
+            )));
+        }
         // Header fields are copied as written; a body line too long is refused when rendered,
         // as substitution may re-encode the part it is in.
         let header_block = source.get(..root.offset_body as usize).unwrap_or_default();
@@ -99,7 +105,7 @@ impl RawContent {
         let headers = root
             .headers
             .iter()
-            .filter(|h| h.name != HeaderName::Bcc)
+            .filter(|h| !matches!(h.name, HeaderName::Bcc | HeaderName::ResentBcc))
             .map(|h| compile_header(&source, h))
             .collect::<Result<Vec<_>, _>>()?;
         let (parts, has_amp) = text_parts(&message)?;
@@ -214,14 +220,11 @@ impl RawContent {
         let indent = name.len() + 2;
         if value.is_ascii() {
             Raw::new(value.as_str()).write_header(out, indent);
-        } else if let Some(addresses) = addresses(name, &value) {
-            addresses.write_header(out, indent);
         } else if is_address_field(name) {
             // Encoding the whole value would hide its addresses inside an encoded word.
-            return Err(format!(
-                "header {name} is not a list of addresses after substitution \
-                 (a display name with a comma must be quoted)"
-            ));
+            address_list(name, &value)
+                .map_err(|e| format!("header {e}, after substitution"))?
+                .write_header(out, indent);
         } else {
             Text::new(value.as_str()).write_header(out, indent);
         }
@@ -509,39 +512,6 @@ fn utf8_content_type(part: &MessagePart<'_>) -> BuiltContentType<'static> {
         }
     }
     built.attribute("charset", "utf-8")
-}
-
-/// Whether a header field holds addresses (RFC 5322, section 3.6.2 and 3.6.3).
-fn is_address_field(name: &str) -> bool {
-    ["From", "Sender", "Reply-To", "To", "Cc", "Bcc"]
-        .iter()
-        .any(|field| name.eq_ignore_ascii_case(field))
-}
-
-/// A rendered address header outside ASCII, parsed so that display names can be encoded
-/// (RFC 2047) without touching the addresses. `None` when it is not an address list.
-fn addresses(name: &str, value: &str) -> Option<BuiltAddress<'static>> {
-    let field = format!("{name}: {value}\r\n\r\n");
-    let parsed = MessageParser::default().parse_headers(field.as_bytes())?;
-    let list = parsed
-        .parts
-        .first()?
-        .headers
-        .first()?
-        .value
-        .as_address()?
-        .as_list()?;
-    let built = list
-        .iter()
-        .map(|a| {
-            let email = a.address.as_ref()?.to_string();
-            Some(BuiltAddress::new_address(
-                a.name.as_ref().map(|n| n.to_string()),
-                email,
-            ))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(BuiltAddress::new_list(built))
 }
 
 /// The From address and the decoded subject of a rendered header block.
@@ -838,11 +808,26 @@ mod tests {
         assert!(description("From: a@b.test\nnot a header\n\nb").contains("header line 2"));
         assert!(description("From: a@b.test\n: empty name\n\nb").contains("header line 2"));
         assert!(description(" folded first\nFrom: a@b.test\n\nb").contains("header line 1"));
-        let raw = "From: a@b.test\r\nBcc: hidden@example.test\r\nSubject: s\r\n\r\nbody";
+        let raw = "From: a@b.test\r\nBcc: hidden@example.test\r\nResent-Bcc: also@example.test\r\n\
+                   Subject: s\r\n\r\nbody";
         let output = String::from_utf8(render(raw, json!({})).expect("renders").message);
         let output = output.expect("UTF-8");
         assert!(!output.contains("hidden@example.test"), "{output}");
+        assert!(!output.contains("also@example.test"), "{output}");
         assert!(output.contains("Subject: s\r\n"), "{output}");
+    }
+
+    #[test]
+    fn a_header_that_may_appear_once_cannot_appear_twice() {
+        for raw in [
+            "From: a@b.test\nSubject: one\nsubject: two\n\nbody",
+            "From: a@b.test\nTo: c@d.test\nTo: e@f.test\n\nbody",
+            "From: a@b.test\nMessage-ID: <1@b.test>\nMessage-Id: <2@b.test>\n\nbody",
+        ] {
+            assert!(description(raw).contains("more than one"), "{raw}");
+        }
+        let received = "From: a@b.test\nReceived: by a\nReceived: by b\n\nbody";
+        assert!(render(received, json!({})).is_ok());
     }
 
     #[test]
