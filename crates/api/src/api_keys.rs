@@ -82,12 +82,12 @@ pub async fn create(
         .label
         .filter(|l| !l.is_empty())
         .ok_or_else(|| ApiError::missing("label is required"))?;
-    check_len("label", label.len(), MAX_LABEL)?;
+    check_label(&label)?;
     let grants = body
         .grants
         .filter(|g| !g.is_empty())
         .ok_or_else(|| ApiError::missing("grants: at least one grant is required"))?;
-    check_grants(&grants)?;
+    let grants = checked_grants(grants)?;
     caller.require_all(&grants)?;
     let valid_ips = checked_ips(body.valid_ips.unwrap_or_default())?;
     let (key, record) = state.keys.create(&label, grants, valid_ips)?;
@@ -154,14 +154,14 @@ pub async fn delete(
 /// `record` with the body's fields laid over it, checked.
 fn changed(caller: &Caller, mut record: KeyRecord, body: &KeyBody) -> Result<KeyRecord, ApiError> {
     if let Some(label) = body.label.clone().filter(|l| !l.is_empty()) {
-        check_len("label", label.len(), MAX_LABEL)?;
+        check_label(&label)?;
         record.label = label;
     }
     if let Some(grants) = body.grants.clone() {
         if grants.is_empty() {
             return Err(ApiError::missing("grants: at least one grant is required"));
         }
-        check_grants(&grants)?;
+        let grants = checked_grants(grants)?;
         caller.require_all(&grants)?;
         record.grants = grants;
     }
@@ -187,13 +187,31 @@ fn changeable(caller: &Caller, record: &KeyRecord) -> Result<(), ApiError> {
     caller.require_all(&record.grants)
 }
 
-fn check_grants(grants: &[String]) -> Result<(), ApiError> {
-    match grants.iter().find(|g| !KNOWN_GRANTS.contains(&g.as_str())) {
-        Some(unknown) => Err(ApiError::invalid(format!(
-            "grants: unknown grant {unknown:?}"
-        ))),
-        None => Ok(()),
+/// A label is shown in lists and logs: one line, within its length limit.
+fn check_label(label: &str) -> Result<(), ApiError> {
+    check_len("label", label.len(), MAX_LABEL)?;
+    if label.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "label: contains a line break or another control character",
+        ));
     }
+    Ok(())
+}
+
+/// The grants as stored: each one known, each once, in the order given.
+fn checked_grants(grants: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if let Some(unknown) = grants.iter().find(|g| !KNOWN_GRANTS.contains(&g.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "grants: unknown grant {unknown:?}"
+        )));
+    }
+    let mut stored: Vec<String> = Vec::with_capacity(grants.len());
+    for grant in grants {
+        if !stored.contains(&grant) {
+            stored.push(grant);
+        }
+    }
+    Ok(stored)
 }
 
 /// `valid_ips` as stored: each entry checked and in its canonical form (trimmed, an
@@ -239,14 +257,24 @@ mod tests {
         let mut sorted = KNOWN_GRANTS;
         sorted.sort_unstable();
         assert_eq!(sorted, KNOWN_GRANTS);
-        assert!(check_grants(&["templates/view".into()]).is_ok());
-        let error = check_grants(&["templates/view".into(), "templates/edit".into()])
+        let twice = vec!["templates/view".into(), "*".into(), "templates/view".into()];
+        assert_eq!(
+            checked_grants(twice).expect("known"),
+            ["templates/view", "*"]
+        );
+        let error = checked_grants(vec!["templates/view".into(), "templates/edit".into()])
             .expect_err("unknown grant");
         assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let body = error.into_object();
         assert!(body["description"]
             .as_str()
             .is_some_and(|d| d.contains("templates/edit")));
+    }
+
+    #[test]
+    fn a_label_is_one_line() {
+        assert!(check_label("mailer, eu-west").is_ok());
+        assert!(check_label("mailer\r\nfake log line").is_err());
     }
 
     #[test]
@@ -267,8 +295,14 @@ mod tests {
             "10.0.0.1/32",
             "2001:db8::1 ",
             "10.0.0.1",
+            "10.9.8.7/8",
+            "10.0.0.0/8",
+            "2001:db8::1/32",
         ];
         let stored = checked_ips(given.map(String::from).to_vec()).expect("valid");
-        assert_eq!(stored, ["10.0.0.1", "2001:db8::1"]);
+        assert_eq!(
+            stored,
+            ["10.0.0.1", "2001:db8::1", "10.0.0.0/8", "2001:db8::/32"]
+        );
     }
 }

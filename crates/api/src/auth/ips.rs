@@ -76,7 +76,30 @@ impl IpRange {
             })?,
             None => max,
         };
-        IpRange { network, prefix }.unmapped(entry)
+        IpRange { network, prefix }
+            .unmapped(entry)
+            .map(IpRange::masked)
+    }
+
+    /// The range with its host bits cleared, so `10.1.2.3/8` is stored as `10.0.0.0/8`.
+    fn masked(self) -> IpRange {
+        let network = match self.network {
+            IpAddr::V4(v4) => {
+                let bits = u32::from(v4)
+                    & u32::MAX
+                        .checked_shl(32 - u32::from(self.prefix))
+                        .unwrap_or(0);
+                IpAddr::V4(bits.into())
+            }
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6)
+                    & u128::MAX
+                        .checked_shl(128 - u32::from(self.prefix))
+                        .unwrap_or(0);
+                IpAddr::V6(bits.into())
+            }
+        };
+        IpRange { network, ..self }
     }
 
     /// The IPv4 range of an IPv4-mapped one; other ranges as they are.
