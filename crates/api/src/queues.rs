@@ -43,7 +43,10 @@ impl ScopeBody {
             Ok(Some(value))
         };
         let given = [
-            clean(self.domain, "domain")?.map(|d| Scope::Domain(d.to_ascii_lowercase())),
+            clean(self.domain, "domain")?
+                .map(queued_domain)
+                .transpose()?
+                .map(Scope::Domain),
             clean(self.pool, "pool")?.map(|p| Scope::Pool(p.to_ascii_lowercase())),
             clean(self.site, "site")?.map(|s| Scope::Site(s.to_ascii_lowercase())),
             clean(self.campaign_id, "campaign_id")?.map(Scope::Campaign),
@@ -57,6 +60,17 @@ impl ScopeBody {
             )),
         }
     }
+}
+
+/// A domain as messages are queued under it: lower case, without the root's trailing dot.
+fn queued_domain(domain: String) -> Result<String, ApiError> {
+    let name = domain.strip_suffix('.').unwrap_or(&domain);
+    if name.is_empty() || name.len() > 255 || name.contains("..") {
+        return Err(ApiError::invalid(format!(
+            "domain: {domain:?} is not a domain name"
+        )));
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 /// `GET /queues`: counts by domain, site and pool, oldest message, next attempt, last reply.
@@ -296,6 +310,24 @@ mod tests {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    #[test]
+    fn a_domain_scope_is_the_domain_as_queued() {
+        let scope = |domain: &str| {
+            let body = ScopeBody {
+                domain: Some(domain.into()),
+                ..ScopeBody::default()
+            };
+            body.scope().map_err(description)
+        };
+        let queued = Scope::Domain("example.test".into());
+        assert_eq!(scope("Example.TEST.").ok(), Some(queued.clone()));
+        assert_eq!(scope("example.test").ok(), Some(queued));
+        for bad in [".", "a..b", &"a".repeat(256)] {
+            let error = scope(bad).expect_err(bad);
+            assert!(error.contains("is not a domain name"), "{error}");
+        }
     }
 
     #[test]
