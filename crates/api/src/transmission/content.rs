@@ -128,7 +128,8 @@ pub(crate) fn from_fields(from: &Value) -> Result<(String, Option<String>), ApiE
 /// Checks an address header written without substitutions now; a templated one is checked
 /// for each recipient once rendered.
 fn check_static_addresses(name: &str, value: &str) -> Result<(), String> {
-    if value.contains("{{") {
+    // An empty field is left out of the message.
+    if value.contains("{{") || value.trim().is_empty() {
         return Ok(());
     }
     address::address_list(name, value).map(drop)

@@ -326,7 +326,7 @@ fn check_header_values(rendered: &Rendered) -> Result<(), String> {
         .try_for_each(|(name, value)| check_header_value(name, value))
 }
 
-/// Reply-To and the custom headers that hold addresses, such as Cc.
+/// Reply-To and the custom headers that hold addresses, such as Cc, that are not empty.
 fn address_headers(rendered: &Rendered) -> impl Iterator<Item = (&str, &str)> {
     let reply_to = rendered.reply_to.as_deref().map(|r| ("Reply-To", r));
     let custom = rendered
@@ -334,7 +334,16 @@ fn address_headers(rendered: &Rendered) -> impl Iterator<Item = (&str, &str)> {
         .iter()
         .filter(|(name, _)| is_address_field(name))
         .map(|(n, v)| (n.as_str(), v.as_str()));
-    reply_to.into_iter().chain(custom)
+    reply_to
+        .into_iter()
+        .chain(custom)
+        .filter(|(_, value)| !is_blank(value))
+}
+
+/// Whether a rendered header value is empty; such a header is left out of the message, so that
+/// data can leave out an optional field such as Reply-To.
+fn is_blank(value: &str) -> bool {
+    value.trim().is_empty()
 }
 
 /// Builds the RFC 5322 message. Fails when rendered data would put a line break into a header,
@@ -382,11 +391,13 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
         ))
         .subject(Text::new(rendered.subject.as_str()))
         .message_id(format!("{}@{}", addressing.message_id, domain));
-    if let Some(reply_to) = &rendered.reply_to {
+    if let Some(reply_to) = rendered.reply_to.as_deref().filter(|r| !is_blank(r)) {
         builder = builder.reply_to(address_list("Reply-To", reply_to)?);
     }
     for (name, value) in &rendered.headers {
-        builder = if is_address_field(name) {
+        builder = if is_blank(value) {
+            builder
+        } else if is_address_field(name) {
             builder.header(name.as_str(), address_list(name, value)?)
         } else {
             builder.header(name.as_str(), Text::new(value.as_str()))
@@ -575,6 +586,36 @@ pub(super) mod tests {
         assert_eq!(pdf_part.contents(), pdf.as_slice());
         assert!(bytes.is_ascii(), "a non-ASCII filename is encoded");
         assert!(bytes.split(|&b| b == b'\n').all(|line| line.len() <= 78));
+    }
+
+    #[test]
+    fn data_can_leave_out_an_optional_address_header() {
+        let content = serde_json::from_value(json!({
+            "from": "shop@sender.test", "subject": "s", "text": "t",
+            "reply_to": "{{help}}", "headers": {"Cc": "{{copy}}"},
+        }))
+        .expect("a content object");
+        let prepared =
+            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        let build = |data| {
+            let rendered = with_context(data, |c| prepared.render(c)).expect("renders");
+            let built = build_mime(&rendered, &addressing()).expect("builds");
+            let message = MessageParser::default().parse(&built).expect("parses");
+            let first = |a: Option<&mail_parser::Address<'_>>| {
+                a.and_then(|a| a.first())
+                    .and_then(|m| m.address())
+                    .map(str::to_string)
+            };
+            (first(message.reply_to()), first(message.cc()))
+        };
+        assert_eq!(build(json!({})), (None, None));
+        assert_eq!(
+            build(json!({"help": "help@sender.test", "copy": "c@example.test"})),
+            (
+                Some("help@sender.test".to_string()),
+                Some("c@example.test".to_string())
+            )
+        );
     }
 
     #[test]
