@@ -1,5 +1,5 @@
-//! One SMTP connection: connect from a chosen local address, greet, negotiate STARTTLS and
-//! PIPELINING, then carry messages one after another until the caller closes it.
+//! One SMTP connection: connect from a chosen local address, greet, negotiate STARTTLS,
+//! PIPELINING and 8BITMIME, then carry messages one after another until the caller closes it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct Connection {
     stream: BufStream<Box<dyn Io>>,
     settings: ConnectionSettings,
     pipelining: bool,
+    /// Whether the server advertised 8BITMIME in its latest EHLO reply.
+    eight_bit_mime: bool,
     tls: TlsOutcome,
     local: SocketAddr,
     peer: SocketAddr,
@@ -79,6 +81,7 @@ impl Connection {
             stream: BufStream::new(Box::new(tcp)),
             settings,
             pipelining: false,
+            eight_bit_mime: false,
             tls: TlsOutcome::NotOffered,
             local,
             peer,
@@ -98,7 +101,7 @@ impl Connection {
             };
             return Err(SmtpError::Tls(reason.to_string()));
         } else {
-            conn.pipelining = capabilities.advertises("PIPELINING");
+            conn.learn(&capabilities);
         }
         Ok(conn)
     }
@@ -150,7 +153,7 @@ impl Connection {
         body: &[u8],
     ) -> Result<Reply, SmtpError> {
         let command_timeout = self.settings.command_timeout;
-        let mail = format!("MAIL FROM:<{mail_from}>\r\n");
+        let mail = self.mail_command(mail_from, body);
         let rcpt = format!("RCPT TO:<{rcpt_to}>\r\n");
         if self.pipelining {
             self.write(format!("{mail}{rcpt}DATA\r\n").as_bytes())
@@ -179,6 +182,21 @@ impl Connection {
         self.write_content(body).await?;
         let timeout = self.settings.data_timeout;
         self.expect(Phase::DataEnd, timeout).await
+    }
+
+    /// The `MAIL FROM` command, declaring `BODY=8BITMIME` for a body with 8-bit bytes when the
+    /// server takes it; a 7-bit body's command carries no parameter.
+    fn mail_command(&self, mail_from: &str, body: &[u8]) -> String {
+        if body.is_ascii() {
+            return format!("MAIL FROM:<{mail_from}>\r\n");
+        }
+        if self.eight_bit_mime {
+            return format!("MAIL FROM:<{mail_from}> BODY=8BITMIME\r\n");
+        }
+        // Without 8BITMIME the body goes as it is, since most servers take 8-bit bytes anyway;
+        // downgrading it to 7 bits would mean re-encoding MIME parts after DKIM signed them.
+        tracing::debug!(peer = %self.peer, "8-bit body sent to a server without 8BITMIME");
+        format!("MAIL FROM:<{mail_from}>\r\n")
     }
 
     async fn ehlo(&mut self) -> Result<Reply, SmtpError> {
@@ -215,8 +233,15 @@ impl Connection {
         self.stream = BufStream::new(Box::new(tls));
         self.tls = TlsOutcome::Established;
         let capabilities = self.ehlo().await?;
-        self.pipelining = capabilities.advertises("PIPELINING");
+        self.learn(&capabilities);
         Ok(())
+    }
+
+    /// Records the extensions of an EHLO reply this client uses. After STARTTLS only the new
+    /// reply counts (RFC 3207 4.2).
+    fn learn(&mut self, capabilities: &Reply) {
+        self.pipelining = capabilities.advertises("PIPELINING");
+        self.eight_bit_mime = capabilities.advertises("8BITMIME");
     }
 
     async fn reset(&mut self) -> Result<(), SmtpError> {
