@@ -1,10 +1,13 @@
 //! The SMTP client against the testkit sink over loopback TCP: what `MAIL FROM` declares for
-//! 7-bit and 8-bit bodies, with and without STARTTLS.
+//! 7-bit and 8-bit bodies, with and without STARTTLS, and that an address which would inject a
+//! command is refused before anything reaches the wire.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sluice_delivery::smtp::{opportunistic_config, Connection, ConnectionSettings, TlsOutcome};
+use sluice_delivery::smtp::{
+    opportunistic_config, Connection, ConnectionSettings, Phase, SmtpError, TlsOutcome,
+};
 use sluice_testkit::{Script, SmtpSink};
 
 const SEVEN_BIT: &[u8] = b"Subject: plain\r\n\r\nhello\r\n";
@@ -67,4 +70,48 @@ async fn eight_bit_mime_is_learnt_again_from_the_ehlo_after_starttls() {
 async fn without_8bitmime_an_8bit_body_is_sent_undeclared() {
     let sent = parameters_sent(Script::new().eight_bit_mime(false), false).await;
     assert_eq!(sent, [Vec::<String>::new(), vec![]]);
+}
+
+#[tokio::test]
+async fn an_address_that_would_inject_a_command_is_never_sent() {
+    let sink = sink(Script::new()).await;
+    let mut conn = Connection::open(sink.addr(), "sink.test", settings(false))
+        .await
+        .expect("connecting to the sink");
+    let cases = [
+        ("a@a.test\r\nRSET", "b@b.test", Phase::MailFrom),
+        ("a@a.test", "b@b.test>\r\nRCPT TO:<c@c.test", Phase::RcptTo),
+        ("a@a.test", "b@b.test\u{0}", Phase::RcptTo),
+    ];
+    for (mail_from, rcpt_to, phase) in cases {
+        let error = conn
+            .send(mail_from, rcpt_to, SEVEN_BIT)
+            .await
+            .expect_err("an unsafe address is refused");
+        assert!(
+            matches!(error, SmtpError::UnsafeAddress { phase: p, .. } if p == phase),
+            "{error}"
+        );
+        assert!(!error.is_transient(), "{error}");
+        assert!(error.connection_usable(), "{error}");
+    }
+
+    // The connection carries the next message as if nothing happened.
+    conn.send("a@a.test", "ok@b.test", SEVEN_BIT)
+        .await
+        .expect("sending after a refusal");
+    conn.quit().await;
+    let received = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, ["ok@b.test"]);
+    let commands = &sink.sessions()[0].commands;
+    let verbs: Vec<&str> = commands
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        verbs,
+        ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"],
+        "only the good message reached the wire: {commands:?}"
+    );
 }

@@ -122,13 +122,16 @@ impl Connection {
     }
 
     /// Sends one message to one recipient and returns the server's final reply. On a refusal
-    /// the session is reset, so the connection can carry the next message.
+    /// the session is reset, so the connection can carry the next message. An address that
+    /// cannot be written into a command safely is refused before anything is sent.
     pub async fn send(
         &mut self,
         mail_from: &str,
         rcpt_to: &str,
         body: &[u8],
     ) -> Result<Reply, SmtpError> {
+        check_path(Phase::MailFrom, mail_from)?;
+        check_path(Phase::RcptTo, rcpt_to)?;
         let result = self.transaction(mail_from, rcpt_to, body).await;
         if let Err(e) = &result {
             if e.connection_usable() && e.phase() != Phase::DataEnd {
@@ -369,6 +372,26 @@ async fn connect(peer: SocketAddr, settings: &ConnectionSettings) -> Result<TcpS
     Ok(stream)
 }
 
+/// Refuses an envelope address that would change the command it is written into: a line break
+/// or other control character would end the command and start another, and an angle bracket
+/// would end the path early. The API checks addresses first; this keeps the client safe alone.
+fn check_path(phase: Phase, address: &str) -> Result<(), SmtpError> {
+    let what = address.chars().find_map(|c| match c {
+        '\r' | '\n' => Some("a line break"),
+        '<' | '>' => Some("an angle bracket"),
+        c if c.is_control() => Some("a control character"),
+        _ => None,
+    });
+    match what {
+        None => Ok(()),
+        Some(what) => Err(SmtpError::UnsafeAddress {
+            phase,
+            address: address.chars().take(200).collect(),
+            what,
+        }),
+    }
+}
+
 fn require(phase: Phase, reply: Reply) -> Result<Reply, SmtpError> {
     if reply.is_positive() {
         Ok(reply)
@@ -382,5 +405,48 @@ fn intermediate(phase: Phase, reply: Reply) -> Result<Reply, SmtpError> {
         Ok(reply)
     } else {
         Err(SmtpError::Rejected { phase, reply })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(address: &str) -> Option<&'static str> {
+        match check_path(Phase::RcptTo, address) {
+            Ok(()) => None,
+            Err(SmtpError::UnsafeAddress { what, .. }) => Some(what),
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn envelope_addresses_that_would_inject_commands_are_refused() {
+        for (address, what) in [
+            ("a@b.test\r\nRCPT TO:<c@d.test>", "a line break"),
+            ("a@b.test\nDATA", "a line break"),
+            ("a@b.test\rx", "a line break"),
+            ("a@b.test> NOTIFY=NEVER", "an angle bracket"),
+            ("<a@b.test", "an angle bracket"),
+            ("a\0@b.test", "a control character"),
+            ("a\t@b.test", "a control character"),
+            ("a\u{7f}@b.test", "a control character"),
+            ("a\u{85}@b.test", "a control character"),
+        ] {
+            assert_eq!(refusal(address), Some(what), "{address:?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_and_null_addresses_pass() {
+        for address in [
+            "",
+            "a@b.test",
+            "\"a b\"@b.test",
+            "user+tag@[192.0.2.1]",
+            "jos\u{e9}@b.test",
+        ] {
+            assert_eq!(refusal(address), None, "{address:?}");
+        }
     }
 }
