@@ -1,6 +1,7 @@
 //! End-to-end: the operator's queue endpoints as a client sees them: how bodies are read,
-//! which scopes can be suspended, how errors are shaped, and that neither retrying nor
-//! resuming sends a scheduled message before its start time.
+//! which scopes can be suspended, how errors are shaped, that neither retrying nor resuming
+//! sends a scheduled message before its start time, and that a suspension also holds what
+//! delivery has already queued.
 
 mod support;
 
@@ -224,4 +225,42 @@ async fn suspend_and_resume_keep_a_future_start_time_and_release_what_came_due_m
     );
     let far_id = message_id(&server, "far@example.test").await;
     assert_eq!(state(&server, &far_id).await, "scheduled");
+}
+
+#[tokio::test]
+async fn suspending_a_domain_holds_messages_already_waiting_for_their_turn_to_send() {
+    let sink = sink(Script::new()).await;
+    let shaping = "[shaping.default]\nmax_message_rate = \"30/m\"\nmax_connections = 1\n";
+    let config = slow_retry_config(&hop(sink.addr())) + shaping;
+    let server = Server::start("queues-suspend-ready", &config).await;
+    let recipients: Vec<Value> = (0..6)
+        .map(|i| json!({"address": format!("r{i}@example.test")}))
+        .collect();
+    let request = json!({
+        "recipients": recipients,
+        "content": {"from": "shop@sender.test", "subject": "s", "text": "t"},
+    });
+    let (status, answer) = server.post("/transmissions", &request).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // At one message every 2 s, the rest wait in delivery's queue when the suspension comes.
+    sink.wait_for_messages(1, WAIT).await;
+    let scope = json!({"domain": "example.test"});
+    assert_eq!(server.post("/queues/suspend", &scope).await.0, 200);
+    // By then each one has had its turn (the last at about 10 s) and been held, not sent.
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let sent = sink.messages().len();
+    assert!(sent <= 2, "{sent} of 6 sent after the suspension");
+    // Held for one retry step: 10 minutes.
+    let (_, summary) = server.get("/queues").await;
+    let domain = &summary["results"]["domains"]["example.test"];
+    assert_eq!(domain["count"], 6 - sent, "{domain}");
+    let held_until = iso8601_ms(now_ms() + 300_000);
+    assert!(
+        domain["next_attempt"].as_str() > Some(held_until.as_str()),
+        "{domain}"
+    );
+
+    assert_eq!(server.post("/queues/resume", &scope).await.0, 200);
+    assert_eq!(sink.wait_for_messages(6, WAIT).await.len(), 6);
 }
