@@ -127,7 +127,8 @@ pub async fn suspend(
     ))
 }
 
-/// `POST /queues/resume`: lifts a suspension; the scope's messages are due at once.
+/// `POST /queues/resume`: lifts a suspension; the scope's held messages are due at once, a
+/// scheduled send at its `start_time`.
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
@@ -179,7 +180,8 @@ fn suspendable_kind(scope: Scope) -> Result<Scope, ApiError> {
     )))
 }
 
-/// `POST /queues/retry`: every waiting message of the scope is due now.
+/// `POST /queues/retry`: the scope's deferred and held messages are due now; a scheduled send
+/// still waits for its `start_time`.
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,

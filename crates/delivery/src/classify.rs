@@ -157,17 +157,19 @@ impl BounceRules {
         }
     }
 
-    /// Classifies a failed attempt: a refusal by reply, or a local failure (connect, timeout,
-    /// TLS, a dropped connection), which is always temporary.
+    /// Classifies a failed attempt: a refusal by reply, an address the client would not send
+    /// (permanent), or a local failure (connect, timeout, TLS, a dropped connection), which is
+    /// always temporary.
     pub fn classify_error(&self, error: &SmtpError, peer: &str) -> Verdict {
-        if let SmtpError::Rejected { phase, reply } = error {
-            return self.classify_reply(reply, *phase);
+        let local = |class| Verdict::Delayed(local_failure(class, &format!("{error} ({peer})")));
+        match error {
+            SmtpError::Rejected { phase, reply } => self.classify_reply(reply, *phase),
+            SmtpError::UnsafeAddress { phase, .. } => {
+                Verdict::Bounced(unsafe_address(*phase, error))
+            }
+            SmtpError::Timeout(_) => local(24),
+            _ => local(20),
         }
-        let class = match error {
-            SmtpError::Timeout(_) => 24,
-            _ => 20,
-        };
-        Verdict::Delayed(local_failure(class, &format!("{error} ({peer})")))
     }
 
     fn class_of(&self, reply: &Reply, phase: Phase) -> u16 {
@@ -196,6 +198,21 @@ pub fn asks_to_slow_down(error: &SmtpError) -> bool {
     reply.code == 421
         || text.contains("too many connections")
         || text.contains("too many concurrent")
+}
+
+/// An envelope address the client refused to send: class 10 (invalid recipient) for `RCPT TO`,
+/// class 25 (admin failure) for `MAIL FROM`, with the enhanced code for bad address syntax.
+fn unsafe_address(phase: Phase, error: &SmtpError) -> Failure {
+    let (bounce_class, enhanced) = if phase == Phase::RcptTo {
+        (10, "5.1.3")
+    } else {
+        (25, "5.1.7")
+    };
+    Failure {
+        bounce_class,
+        error_code: 553,
+        raw_reason: format!("553 {enhanced} [internal] {error}"),
+    }
 }
 
 /// A failure Sluice decided itself; reasons are marked `[internal]` so they are never mistaken
@@ -303,6 +320,25 @@ mod tests {
             "Too many connections from your IP"
         )));
         assert!(!asks_to_slow_down(&refused(450, "4.2.1 mailbox busy")));
+    }
+
+    #[test]
+    fn an_unsafe_address_bounces_at_once() {
+        let rules = BounceRules::shipped();
+        let error = SmtpError::UnsafeAddress {
+            phase: Phase::RcptTo,
+            address: "a@b.test\r\nRSET".into(),
+            what: "a line break",
+        };
+        let Verdict::Bounced(failure) = rules.classify_error(&error, "192.0.2.1:25") else {
+            panic!("an unsafe address is not retried");
+        };
+        assert_eq!((failure.bounce_class, failure.error_code), (10, 553));
+        assert_eq!(
+            failure.raw_reason,
+            r#"553 5.1.3 [internal] rcptto address "a@b.test\r\nRSET" not sent: it contains a line break"#
+        );
+        assert!(!error.is_transient() && error.connection_usable());
     }
 
     #[test]

@@ -256,7 +256,9 @@ async fn deliver(
             return false;
         }
     }
-    if shared.spool.is_site_suspended(&key.site.name) {
+    // The scheduler checked the domain and pool when it handed the message over; a suspension
+    // made since, while the message waited here for its turn, holds it too.
+    if shared.spool.is_suspended(&message) || shared.spool.is_site_suspended(&key.site.name) {
         hold(shared, message);
         return true;
     }

@@ -219,7 +219,8 @@ impl Spool {
         self.suspensions.set(scope, true)
     }
 
-    /// Lifts a suspension and makes the scope's waiting messages due now.
+    /// Lifts a suspension and makes the scope's held and deferred messages due now (see
+    /// [`Spool::retry_now`]); a scheduled send still waits for its `start_time`.
     pub fn resume(&self, scope: &Scope) -> Result<bool, StoreError> {
         let changed = self.suspensions.set(scope, false)?;
         self.retry_now(scope)?;
@@ -243,24 +244,34 @@ impl Spool {
         self.hold(message, now_ms())
     }
 
-    /// Makes every waiting message of `scope` due now. Messages in flight are left alone.
+    /// Makes the messages of `scope` that wait for a retry due now: those deferred after an
+    /// attempt and those a suspension held. A scheduled send is never brought before its
+    /// `start_time`; one whose start time has passed is retried like any other. Messages in
+    /// flight are left alone. Returns how many were brought forward.
     pub fn retry_now(&self, scope: &Scope) -> Result<usize, StoreError> {
         let now = now_ms();
         let mut moved = 0;
         for message in self.scan(scope)? {
-            if self.inflight.contains_key(message.id.to_be_bytes())? || message.due_ms <= now {
+            let due = message.not_before(now);
+            if due >= message.due_ms || self.inflight.contains_key(message.id.to_be_bytes())? {
                 continue;
             }
-            let old = schedule_key(message.due_ms, message.id);
-            let mut next = message;
-            next.due_ms = now;
-            self.messages.insert(next.id.to_be_bytes(), encode(&next))?;
-            self.schedule.insert(schedule_key(now, next.id), &[])?;
-            self.schedule.remove(old)?;
+            self.reschedule(message, due)?;
             moved += 1;
         }
         self.wake.notify_one();
         Ok(moved)
+    }
+
+    /// Moves a waiting message's record and schedule entry to `due_ms`.
+    fn reschedule(&self, message: QueuedMessage, due_ms: u64) -> Result<(), StoreError> {
+        let old = schedule_key(message.due_ms, message.id);
+        let mut next = message;
+        next.due_ms = due_ms;
+        self.messages.insert(next.id.to_be_bytes(), encode(&next))?;
+        self.schedule.insert(schedule_key(due_ms, next.id), &[])?;
+        self.schedule.remove(old)?;
+        Ok(())
     }
 
     /// Removes every message of `scope`, each reported as a `bounce` of class 25 with `reason`
@@ -352,19 +363,8 @@ impl Spool {
                 "suspended",
                 "its domain, site or pool is suspended by an operator".to_string(),
             )
-        } else if message.due_ms <= now {
-            ("due", "due now; waiting for the scheduler".to_string())
-        } else if message.attempts == 0 {
-            ("scheduled", "waiting for its start_time".to_string())
         } else {
-            let last = message.last_reply.clone().unwrap_or_default();
-            (
-                "backoff",
-                format!(
-                    "retrying after {} failed attempts; last reply: {last}",
-                    message.attempts
-                ),
-            )
+            waiting(&message, now)
         };
         Ok(Some(MessageStatus {
             message,
@@ -393,7 +393,8 @@ impl Spool {
                 .append([event(EventKind::Bounce, &message, attempt)])?;
         } else {
             let mut next = message.clone();
-            next.due_ms = now + self.retry_wait(message.attempts + 1).as_millis() as u64;
+            let wait = self.retry_wait(message.attempts + 1).as_millis() as u64;
+            next.due_ms = message.not_before(now + wait);
             self.messages.insert(key, encode(&next))?;
             self.schedule
                 .insert(schedule_key(next.due_ms, next.id), &[])?;
@@ -415,6 +416,29 @@ impl Spool {
         }
         Ok(out)
     }
+}
+
+/// The state and reason of a message neither in flight nor suspended.
+fn waiting(message: &QueuedMessage, now: u64) -> (&'static str, String) {
+    if message.due_ms <= now {
+        return ("due", "due now; waiting for the scheduler".to_string());
+    }
+    if message.start_ms().is_some_and(|start| start > now) {
+        return ("scheduled", "waiting for its start_time".to_string());
+    }
+    if message.attempts == 0 {
+        // Not yet attempted and not due: only a suspension, since lifted, puts it there.
+        return (
+            "backoff",
+            "waiting one retry step after a suspension held it".to_string(),
+        );
+    }
+    let last = message.last_reply.clone().unwrap_or_default();
+    let reason = format!(
+        "retrying after {} failed attempts; last reply: {last}",
+        message.attempts
+    );
+    ("backoff", reason)
 }
 
 fn add(stats: &mut QueueStats, message: &QueuedMessage) {

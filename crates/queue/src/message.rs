@@ -21,7 +21,8 @@ pub struct QueuedMessage {
     pub facts: MessageFacts,
     /// Attempts made so far.
     pub attempts: u32,
-    /// When the first attempt is due (acceptance, or `start_time`), in Unix milliseconds.
+    /// When the next attempt is due, in Unix milliseconds: acceptance or `start_time` for the
+    /// first, then the retry schedule.
     pub due_ms: u64,
     /// When the message stops being retried and bounces, in Unix milliseconds.
     pub expires_ms: u64,
@@ -36,6 +37,21 @@ pub struct QueuedMessage {
     /// finishes it with this reason instead of sending it.
     #[serde(default)]
     pub cancelled: Option<String>,
+}
+
+impl QueuedMessage {
+    /// The `start_time` of a scheduled send, in Unix milliseconds: no attempt may come before
+    /// it, whatever an operator asks. It is the `scheduled_time` of the event facts, stored with
+    /// every record since acceptance, so the spool needs no field of its own for it.
+    pub fn start_ms(&self) -> Option<u64> {
+        self.facts.scheduled_time_ms
+    }
+
+    /// The earliest time from `at` on when the message may be attempted: `at`, or its start
+    /// time if that is later.
+    pub fn not_before(&self, at: u64) -> u64 {
+        self.start_ms().map_or(at, |start| start.max(at))
+    }
 }
 
 /// A message to accept: its queue record and its body.

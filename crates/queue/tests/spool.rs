@@ -73,6 +73,27 @@ fn message(id: u64, domain: &str, due_ms: u64) -> NewMessage {
     }
 }
 
+/// A message of a transmission whose `start_time` is `start_ms`.
+fn scheduled(id: u64, domain: &str, start_ms: u64) -> NewMessage {
+    let mut new = message(id, domain, start_ms);
+    new.message.facts.scheduled_time_ms = Some(start_ms);
+    new
+}
+
+fn ids(messages: &[QueuedMessage]) -> Vec<MessageId> {
+    let mut ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
+    ids.sort();
+    ids
+}
+
+fn state(spool: &Spool, id: u64) -> &'static str {
+    spool
+        .status(MessageId(id))
+        .expect("status")
+        .expect("queued")
+        .state
+}
+
 fn kinds(log: &EventLog) -> Vec<EventKind> {
     log.read_after(0, 1000)
         .expect("read log")
@@ -324,4 +345,136 @@ async fn a_message_cancelled_in_flight_ends_with_one_bounce_and_racing_cancels_r
         .iter()
         .all(|b| b.attempt.raw_reason.as_deref() == Some(reason)));
     assert!(f.spool.is_empty());
+}
+
+#[tokio::test]
+async fn retry_now_brings_deferred_messages_forward_but_no_scheduled_send_before_its_start() {
+    let f = fixture("retry-scheduled").await;
+    let start = now_ms() + 600_000;
+    f.spool
+        .accept(vec![
+            message(1, "a.test", now_ms()),
+            scheduled(2, "a.test", start),
+        ])
+        .await
+        .expect("accept");
+    let first = f.spool.take_due(now_ms(), 10).expect("take").remove(0);
+    f.spool
+        .deferred(&first, temporary_failure())
+        .await
+        .expect("defer");
+    assert_eq!(state(&f.spool, 1), "backoff");
+    assert_eq!(state(&f.spool, 2), "scheduled");
+
+    for scope in [Scope::Domain("a.test".into()), Scope::Campaign("c0".into())] {
+        f.spool.retry_now(&scope).expect("retry");
+    }
+    let moved = f.spool.retry_now(&Scope::Domain("a.test".into()));
+    assert_eq!(moved.expect("retry"), 0, "nothing is left to bring forward");
+    assert_eq!(
+        ids(&f.spool.take_due(now_ms(), 10).expect("take")),
+        [MessageId(1)]
+    );
+    let kept = f
+        .spool
+        .message(MessageId(2))
+        .expect("read")
+        .expect("queued");
+    assert_eq!(
+        kept.due_ms, start,
+        "the scheduled send keeps its start time"
+    );
+    assert_eq!(state(&f.spool, 2), "scheduled");
+    assert_eq!(f.spool.next_due().expect("next"), Some(start));
+}
+
+#[tokio::test]
+async fn a_scheduled_send_whose_start_passed_is_retried_like_any_other() {
+    let f = fixture("retry-started").await;
+    f.spool
+        .accept(vec![scheduled(1, "a.test", now_ms())])
+        .await
+        .expect("accept");
+    let first = f.spool.take_due(now_ms(), 10).expect("take").remove(0);
+    f.spool
+        .deferred(&first, temporary_failure())
+        .await
+        .expect("defer");
+
+    let moved = f.spool.retry_now(&Scope::Domain("a.test".into()));
+    assert_eq!(moved.expect("retry"), 1);
+    assert_eq!(
+        ids(&f.spool.take_due(now_ms(), 10).expect("take")),
+        [MessageId(1)]
+    );
+}
+
+#[tokio::test]
+async fn resuming_releases_held_messages_but_keeps_a_future_start_time() {
+    let f = fixture("resume-scheduled").await;
+    let scope = Scope::Domain("a.test".into());
+    let far = now_ms() + 600_000;
+    let soon = now_ms() + 200;
+    f.spool
+        .accept(vec![
+            message(1, "a.test", now_ms()),
+            scheduled(2, "a.test", far),
+            scheduled(3, "a.test", soon),
+        ])
+        .await
+        .expect("accept");
+    f.spool.suspend(&scope).expect("suspend");
+
+    // Message 3's start time arrives while its domain is suspended: held, and shown so.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(f.spool.take_due(now_ms(), 10).expect("take").is_empty());
+    assert_eq!(state(&f.spool, 1), "suspended");
+    assert_eq!(state(&f.spool, 3), "suspended");
+    assert_eq!(
+        f.spool.standing(MessageId(3)).expect("standing"),
+        Standing::Live
+    );
+    let delays = kinds(&f.log)
+        .into_iter()
+        .filter(|k| *k == EventKind::Delay)
+        .count();
+    assert_eq!(delays, 2, "each held message reports a delay");
+
+    f.spool.resume(&scope).expect("resume");
+    assert_eq!(
+        ids(&f.spool.take_due(now_ms(), 10).expect("take")),
+        [MessageId(1), MessageId(3)]
+    );
+    let kept = f
+        .spool
+        .message(MessageId(2))
+        .expect("read")
+        .expect("queued");
+    assert_eq!(kept.due_ms, far, "resuming keeps the start time");
+    assert_eq!(state(&f.spool, 2), "scheduled");
+}
+
+#[tokio::test]
+async fn a_message_held_by_a_suspension_never_waits_less_than_its_start_time() {
+    let f = fixture("hold-scheduled").await;
+    let start = now_ms() + 600_000;
+    f.spool
+        .accept(vec![scheduled(1, "a.test", start)])
+        .await
+        .expect("accept");
+    let held = f
+        .spool
+        .message(MessageId(1))
+        .expect("read")
+        .expect("queued");
+    f.spool.hold_suspended(held).expect("hold");
+    let record = f
+        .spool
+        .message(MessageId(1))
+        .expect("read")
+        .expect("queued");
+    assert_eq!(
+        record.due_ms, start,
+        "one retry step (60 s) ends before the start time"
+    );
 }

@@ -199,6 +199,7 @@ mod tests {
     fn message_summary_quotes_the_subject() {
         let message = Received {
             mail_from: "a@b.test".into(),
+            mail_parameters: Vec::new(),
             rcpt_to: vec!["c@d.test".into(), "e@f.test".into()],
             data: bytes::Bytes::from_static(b"Subject: say \"hi\"\r\n\r\nbody\r\n"),
             client: SocketAddr::from(([127, 0, 0, 1], 1)),

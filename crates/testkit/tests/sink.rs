@@ -48,6 +48,7 @@ async fn assert_recorded_unstuffed(sink: &SmtpSink) {
     let messages = sink.wait_for_messages(1, STEP).await;
     let message = &messages[0];
     assert_eq!(message.mail_from, "a@a.test");
+    assert_eq!(message.mail_parameters, ["SIZE=100"]);
     assert_eq!(message.rcpt_to, ["b@b.test", "c@c.test"]);
     assert_eq!(
         message.data,
@@ -62,6 +63,26 @@ async fn assert_recorded_unstuffed(sink: &SmtpSink) {
         Some("EHLO client.test")
     );
     assert_eq!(session.commands.last().map(String::as_str), Some("QUIT"));
+}
+
+#[tokio::test]
+async fn mail_parameters_are_recorded_and_8bitmime_can_be_withheld() {
+    let sink = sink(Script::new().eight_bit_mime(false)).await;
+    let (mut client, _) = SmtpClient::connect(sink.addr()).await;
+    let ehlo = client.command("EHLO client.test").await;
+    assert!(!ehlo.contains("8BITMIME"), "{ehlo}");
+    assert!(ehlo.contains("PIPELINING"), "{ehlo}");
+    for (line, expected) in [
+        ("MAIL FROM:<a@a.test> BODY=8BITMIME SIZE=7", 250),
+        ("RCPT TO:<b@b.test>", 250),
+        ("DATA", 354),
+        ("caf\u{e9}\r\n.", 250),
+    ] {
+        assert_eq!(code(&client.command(line).await), expected, "{line}");
+    }
+    let message = &sink.wait_for_messages(1, STEP).await[0];
+    assert_eq!(message.mail_parameters, ["BODY=8BITMIME", "SIZE=7"]);
+    assert_eq!(message.data, "caf\u{e9}\r\n".as_bytes());
 }
 
 #[tokio::test]

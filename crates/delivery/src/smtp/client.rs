@@ -1,5 +1,5 @@
-//! One SMTP connection: connect from a chosen local address, greet, negotiate STARTTLS and
-//! PIPELINING, then carry messages one after another until the caller closes it.
+//! One SMTP connection: connect from a chosen local address, greet, negotiate STARTTLS,
+//! PIPELINING and 8BITMIME, then carry messages one after another until the caller closes it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct Connection {
     stream: BufStream<Box<dyn Io>>,
     settings: ConnectionSettings,
     pipelining: bool,
+    /// Whether the server advertised 8BITMIME in its latest EHLO reply.
+    eight_bit_mime: bool,
     tls: TlsOutcome,
     local: SocketAddr,
     peer: SocketAddr,
@@ -79,6 +81,7 @@ impl Connection {
             stream: BufStream::new(Box::new(tcp)),
             settings,
             pipelining: false,
+            eight_bit_mime: false,
             tls: TlsOutcome::NotOffered,
             local,
             peer,
@@ -98,7 +101,7 @@ impl Connection {
             };
             return Err(SmtpError::Tls(reason.to_string()));
         } else {
-            conn.pipelining = capabilities.advertises("PIPELINING");
+            conn.learn(&capabilities);
         }
         Ok(conn)
     }
@@ -119,13 +122,16 @@ impl Connection {
     }
 
     /// Sends one message to one recipient and returns the server's final reply. On a refusal
-    /// the session is reset, so the connection can carry the next message.
+    /// the session is reset, so the connection can carry the next message. An address that
+    /// cannot be written into a command safely is refused before anything is sent.
     pub async fn send(
         &mut self,
         mail_from: &str,
         rcpt_to: &str,
         body: &[u8],
     ) -> Result<Reply, SmtpError> {
+        check_path(Phase::MailFrom, mail_from)?;
+        check_path(Phase::RcptTo, rcpt_to)?;
         let result = self.transaction(mail_from, rcpt_to, body).await;
         if let Err(e) = &result {
             if e.connection_usable() && e.phase() != Phase::DataEnd {
@@ -150,7 +156,7 @@ impl Connection {
         body: &[u8],
     ) -> Result<Reply, SmtpError> {
         let command_timeout = self.settings.command_timeout;
-        let mail = format!("MAIL FROM:<{mail_from}>\r\n");
+        let mail = self.mail_command(mail_from, body);
         let rcpt = format!("RCPT TO:<{rcpt_to}>\r\n");
         if self.pipelining {
             self.write(format!("{mail}{rcpt}DATA\r\n").as_bytes())
@@ -179,6 +185,21 @@ impl Connection {
         self.write_content(body).await?;
         let timeout = self.settings.data_timeout;
         self.expect(Phase::DataEnd, timeout).await
+    }
+
+    /// The `MAIL FROM` command, declaring `BODY=8BITMIME` for a body with 8-bit bytes when the
+    /// server takes it; a 7-bit body's command carries no parameter.
+    fn mail_command(&self, mail_from: &str, body: &[u8]) -> String {
+        if body.is_ascii() {
+            return format!("MAIL FROM:<{mail_from}>\r\n");
+        }
+        if self.eight_bit_mime {
+            return format!("MAIL FROM:<{mail_from}> BODY=8BITMIME\r\n");
+        }
+        // Without 8BITMIME the body goes as it is, since most servers take 8-bit bytes anyway;
+        // downgrading it to 7 bits would mean re-encoding MIME parts after DKIM signed them.
+        tracing::debug!(peer = %self.peer, "8-bit body sent to a server without 8BITMIME");
+        format!("MAIL FROM:<{mail_from}>\r\n")
     }
 
     async fn ehlo(&mut self) -> Result<Reply, SmtpError> {
@@ -215,8 +236,15 @@ impl Connection {
         self.stream = BufStream::new(Box::new(tls));
         self.tls = TlsOutcome::Established;
         let capabilities = self.ehlo().await?;
-        self.pipelining = capabilities.advertises("PIPELINING");
+        self.learn(&capabilities);
         Ok(())
+    }
+
+    /// Records the extensions of an EHLO reply this client uses. After STARTTLS only the new
+    /// reply counts (RFC 3207 4.2).
+    fn learn(&mut self, capabilities: &Reply) {
+        self.pipelining = capabilities.advertises("PIPELINING");
+        self.eight_bit_mime = capabilities.advertises("8BITMIME");
     }
 
     async fn reset(&mut self) -> Result<(), SmtpError> {
@@ -344,6 +372,26 @@ async fn connect(peer: SocketAddr, settings: &ConnectionSettings) -> Result<TcpS
     Ok(stream)
 }
 
+/// Refuses an envelope address that would change the command it is written into: a line break
+/// or other control character would end the command and start another, and an angle bracket
+/// would end the path early. The API checks addresses first; this keeps the client safe alone.
+fn check_path(phase: Phase, address: &str) -> Result<(), SmtpError> {
+    let what = address.chars().find_map(|c| match c {
+        '\r' | '\n' => Some("a line break"),
+        '<' | '>' => Some("an angle bracket"),
+        c if c.is_control() => Some("a control character"),
+        _ => None,
+    });
+    match what {
+        None => Ok(()),
+        Some(what) => Err(SmtpError::UnsafeAddress {
+            phase,
+            address: address.chars().take(200).collect(),
+            what,
+        }),
+    }
+}
+
 fn require(phase: Phase, reply: Reply) -> Result<Reply, SmtpError> {
     if reply.is_positive() {
         Ok(reply)
@@ -357,5 +405,48 @@ fn intermediate(phase: Phase, reply: Reply) -> Result<Reply, SmtpError> {
         Ok(reply)
     } else {
         Err(SmtpError::Rejected { phase, reply })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(address: &str) -> Option<&'static str> {
+        match check_path(Phase::RcptTo, address) {
+            Ok(()) => None,
+            Err(SmtpError::UnsafeAddress { what, .. }) => Some(what),
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn envelope_addresses_that_would_inject_commands_are_refused() {
+        for (address, what) in [
+            ("a@b.test\r\nRCPT TO:<c@d.test>", "a line break"),
+            ("a@b.test\nDATA", "a line break"),
+            ("a@b.test\rx", "a line break"),
+            ("a@b.test> NOTIFY=NEVER", "an angle bracket"),
+            ("<a@b.test", "an angle bracket"),
+            ("a\0@b.test", "a control character"),
+            ("a\t@b.test", "a control character"),
+            ("a\u{7f}@b.test", "a control character"),
+            ("a\u{85}@b.test", "a control character"),
+        ] {
+            assert_eq!(refusal(address), Some(what), "{address:?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_and_null_addresses_pass() {
+        for address in [
+            "",
+            "a@b.test",
+            "\"a b\"@b.test",
+            "user+tag@[192.0.2.1]",
+            "jos\u{e9}@b.test",
+        ] {
+            assert_eq!(refusal(address), None, "{address:?}");
+        }
     }
 }

@@ -73,14 +73,26 @@ pub enum SmtpError {
     /// The TLS handshake failed.
     #[error("TLS handshake failed: {0}")]
     Tls(String),
+    /// An envelope address cannot be written into its command without changing it; nothing
+    /// was sent, and no later attempt can do better.
+    #[error("{phase} address {address:?} not sent: it contains {what}")]
+    UnsafeAddress {
+        /// `MailFrom` or `RcptTo`.
+        phase: Phase,
+        /// The address, cut to 200 characters.
+        address: String,
+        /// What in it is not allowed, such as "a line break".
+        what: &'static str,
+    },
 }
 
 impl SmtpError {
     /// Whether the failure says nothing final about the message: everything but a 5xx reply
-    /// is worth another attempt later.
+    /// or an unsafe address is worth another attempt later.
     pub fn is_transient(&self) -> bool {
         match self {
             SmtpError::Rejected { reply, .. } => reply.code < 500,
+            SmtpError::UnsafeAddress { .. } => false,
             _ => true,
         }
     }
@@ -90,15 +102,22 @@ impl SmtpError {
         match self {
             SmtpError::Rejected { phase, .. }
             | SmtpError::Io { phase, .. }
-            | SmtpError::Malformed { phase, .. } => *phase,
+            | SmtpError::Malformed { phase, .. }
+            | SmtpError::UnsafeAddress { phase, .. } => *phase,
             SmtpError::Timeout(phase) => *phase,
             SmtpError::Tls(_) => Phase::StartTls,
         }
     }
 
     /// Whether the connection can carry another message after this failure: only a clean
-    /// refusal of one message leaves the dialogue in a known state.
+    /// refusal of one message, or an address refused before it was sent, leaves the dialogue
+    /// in a known state.
     pub fn connection_usable(&self) -> bool {
-        matches!(self, SmtpError::Rejected { phase: Phase::MailFrom | Phase::RcptTo | Phase::Data | Phase::DataEnd, reply } if reply.code != 421)
+        match self {
+            SmtpError::UnsafeAddress { .. } => true,
+            _ => {
+                matches!(self, SmtpError::Rejected { phase: Phase::MailFrom | Phase::RcptTo | Phase::Data | Phase::DataEnd, reply } if reply.code != 421)
+            }
+        }
     }
 }

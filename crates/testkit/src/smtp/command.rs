@@ -9,10 +9,12 @@
 pub(crate) enum Command {
     Ehlo(String),
     Helo(String),
-    /// `MAIL FROM`, with the reverse path ("" for the null sender) and the declared `SIZE`.
+    /// `MAIL FROM`, with the reverse path ("" for the null sender), the declared `SIZE` and
+    /// every parameter as sent (`SIZE=1234`, `BODY=8BITMIME`).
     Mail {
         from: String,
         size: Option<u64>,
+        parameters: Vec<String>,
     },
     Rcpt {
         to: String,
@@ -93,6 +95,7 @@ fn parse_mail(args: &str) -> Result<Command, CommandError> {
     let rest = strip_keyword(args, "FROM:").ok_or(CommandError::Syntax("expected FROM:<path>"))?;
     let (from, params) = split_path(rest)?;
     let mut size = None;
+    let parameters = params.split_whitespace().map(str::to_owned).collect();
     for param in params.split_whitespace() {
         if let Some((key, value)) = param.split_once('=') {
             if key.eq_ignore_ascii_case("SIZE") {
@@ -103,7 +106,11 @@ fn parse_mail(args: &str) -> Result<Command, CommandError> {
             }
         }
     }
-    Ok(Command::Mail { from, size })
+    Ok(Command::Mail {
+        from,
+        size,
+        parameters,
+    })
 }
 
 fn parse_rcpt(args: &str) -> Result<Command, CommandError> {
@@ -151,10 +158,11 @@ fn strip_source_route(path: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn mail(from: &str, size: Option<u64>) -> Command {
+    fn mail(from: &str, size: Option<u64>, parameters: &[&str]) -> Command {
         Command::Mail {
             from: from.to_owned(),
             size,
+            parameters: parameters.iter().map(|p| p.to_string()).collect(),
         }
     }
 
@@ -173,10 +181,17 @@ mod tests {
     fn mail_from_with_params() {
         assert_eq!(
             parse("MAIL FROM:<a@b.test> SIZE=1234 BODY=8BITMIME"),
-            Ok(mail("a@b.test", Some(1234)))
+            Ok(mail(
+                "a@b.test",
+                Some(1234),
+                &["SIZE=1234", "BODY=8BITMIME"]
+            ))
         );
-        assert_eq!(parse("mail from: <a@b.test>"), Ok(mail("a@b.test", None)));
-        assert_eq!(parse("MAIL FROM:<>"), Ok(mail("", None)));
+        assert_eq!(
+            parse("mail from: <a@b.test>"),
+            Ok(mail("a@b.test", None, &[]))
+        );
+        assert_eq!(parse("MAIL FROM:<>"), Ok(mail("", None, &[])));
     }
 
     #[test]

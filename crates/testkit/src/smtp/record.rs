@@ -10,6 +10,9 @@ use bytes::Bytes;
 pub struct Received {
     /// The reverse path from `MAIL FROM`, without brackets; empty for the null sender.
     pub mail_from: String,
+    /// The parameters after the reverse path in `MAIL FROM`, as sent (`BODY=8BITMIME`,
+    /// `SIZE=1234`); empty when there were none.
+    pub mail_parameters: Vec<String>,
     /// The recipients whose `RCPT TO` was accepted, in order.
     pub rcpt_to: Vec<String>,
     /// The message as received: dot-unstuffed, line endings as sent, without the final `.` line.
@@ -108,6 +111,7 @@ mod tests {
     fn message(data: &'static [u8]) -> Received {
         Received {
             mail_from: String::new(),
+            mail_parameters: Vec::new(),
             rcpt_to: Vec::new(),
             data: Bytes::from_static(data),
             client: SocketAddr::from(([127, 0, 0, 1], 1)),

@@ -31,6 +31,7 @@ pub struct Script {
     drop_mid_data: Vec<Matcher>,
     delay: Duration,
     tls: bool,
+    eight_bit_mime: bool,
     max_connections: Option<usize>,
     max_message_size: usize,
 }
@@ -71,6 +72,7 @@ impl Script {
             drop_mid_data: Vec::new(),
             delay: Duration::ZERO,
             tls: false,
+            eight_bit_mime: true,
             max_connections: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
@@ -137,6 +139,13 @@ impl Script {
         self
     }
 
+    /// Advertises 8BITMIME in the EHLO reply when `enabled` (the default). Either way the sink
+    /// takes 8-bit message content, as most servers do.
+    pub fn eight_bit_mime(mut self, enabled: bool) -> Script {
+        self.eight_bit_mime = enabled;
+        self
+    }
+
     /// Greets connections beyond `limit` open at once with `421 4.7.0` and closes them.
     pub fn max_connections(mut self, limit: usize) -> Script {
         self.max_connections = Some(limit);
@@ -185,6 +194,10 @@ impl Script {
 
     pub(crate) fn offers_tls(&self) -> bool {
         self.tls
+    }
+
+    pub(crate) fn offers_8bitmime(&self) -> bool {
+        self.eight_bit_mime
     }
 
     pub(crate) fn connection_limit(&self) -> Option<usize> {

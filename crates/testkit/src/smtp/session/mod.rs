@@ -35,6 +35,7 @@ enum Step {
 /// A mail transaction opened by an accepted `MAIL FROM`.
 struct Transaction {
     from: String,
+    parameters: Vec<String>,
     recipients: Vec<String>,
 }
 
@@ -152,7 +153,11 @@ impl Session {
                 self.hello(io, verb, name, Reply::new(250, "sink.test"))
                     .await
             }
-            Command::Mail { from, size } => self.mail(io, from, size).await,
+            Command::Mail {
+                from,
+                size,
+                parameters,
+            } => self.mail(io, from, size, parameters).await,
             Command::Rcpt { to } => self.rcpt(io, to).await,
             Command::Data => self.data(io).await,
             Command::Rset => {
@@ -202,9 +207,9 @@ impl Session {
     }
 
     fn ehlo_reply(&self) -> Reply {
-        let (size, tls) = self
+        let (size, tls, eight_bit_mime) = self
             .shared
-            .with_script(|s| (s.size_limit(), s.offers_tls()));
+            .with_script(|s| (s.size_limit(), s.offers_tls(), s.offers_8bitmime()));
         let mut lines = vec![
             "sink.test greets you".to_owned(),
             "PIPELINING".to_owned(),
@@ -212,6 +217,9 @@ impl Session {
             format!("SIZE {size}"),
             "ENHANCEDSTATUSCODES".to_owned(),
         ];
+        if !eight_bit_mime {
+            lines.retain(|line| line != "8BITMIME");
+        }
         if tls && !self.tls {
             lines.push("STARTTLS".to_owned());
         }

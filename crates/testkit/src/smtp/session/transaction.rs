@@ -16,11 +16,13 @@ use crate::smtp::wire::{self, Data, MAX_COMMAND_LINE};
 
 impl Session {
     /// Opens a transaction; refuses out of order or when the declared size is over the limit.
+    /// The `parameters` are recorded with the message, unchecked.
     pub(super) async fn mail<S>(
         &mut self,
         io: &mut BufReader<S>,
         from: String,
         size: Option<u64>,
+        parameters: Vec<String>,
     ) -> io::Result<Step>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -44,6 +46,7 @@ impl Session {
         {
             self.transaction = Some(Transaction {
                 from,
+                parameters,
                 recipients: Vec::new(),
             });
         }
@@ -147,6 +150,7 @@ impl Session {
     fn received(&self, transaction: Transaction, data: Vec<u8>, queue_id: String) -> Received {
         Received {
             mail_from: transaction.from,
+            mail_parameters: transaction.parameters,
             rcpt_to: transaction.recipients,
             data: Bytes::from(data),
             client: self.client,

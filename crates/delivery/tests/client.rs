@@ -1,0 +1,117 @@
+//! The SMTP client against the testkit sink over loopback TCP: what `MAIL FROM` declares for
+//! 7-bit and 8-bit bodies, with and without STARTTLS, and that an address which would inject a
+//! command is refused before anything reaches the wire.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sluice_delivery::smtp::{
+    opportunistic_config, Connection, ConnectionSettings, Phase, SmtpError, TlsOutcome,
+};
+use sluice_testkit::{Script, SmtpSink};
+
+const SEVEN_BIT: &[u8] = b"Subject: plain\r\n\r\nhello\r\n";
+const EIGHT_BIT: &[u8] =
+    "Subject: caf\u{e9}\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\u{e9}\r\n".as_bytes();
+
+async fn sink(script: Script) -> SmtpSink {
+    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    SmtpSink::start(loopback, script)
+        .await
+        .expect("starting the sink")
+}
+
+fn settings(tls: bool) -> ConnectionSettings {
+    ConnectionSettings {
+        bind: None,
+        ehlo_name: "client.test".into(),
+        tls: tls.then(|| opportunistic_config().expect("a TLS client configuration")),
+        require_tls: tls,
+        connect_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(5),
+        data_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Sends a 7-bit and an 8-bit message on one connection and returns each one's `MAIL FROM`
+/// parameters as the sink recorded them.
+async fn parameters_sent(script: Script, tls: bool) -> Vec<Vec<String>> {
+    let sink = sink(script).await;
+    let mut conn = Connection::open(sink.addr(), "sink.test", settings(tls))
+        .await
+        .expect("connecting to the sink");
+    assert_eq!(conn.tls() == TlsOutcome::Established, tls);
+    for (rcpt, body) in [("seven@b.test", SEVEN_BIT), ("eight@b.test", EIGHT_BIT)] {
+        let reply = conn.send("a@a.test", rcpt, body).await.expect("sending");
+        assert_eq!(reply.code, 250, "{reply}");
+    }
+    conn.quit().await;
+    let received = sink.wait_for_messages(2, Duration::from_secs(5)).await;
+    assert_eq!(
+        received[1].data, EIGHT_BIT,
+        "the 8-bit body arrives unchanged"
+    );
+    received.into_iter().map(|m| m.mail_parameters).collect()
+}
+
+#[tokio::test]
+async fn an_8bit_body_is_declared_8bitmime_and_a_7bit_one_is_not() {
+    let sent = parameters_sent(Script::new(), false).await;
+    assert_eq!(sent, [vec![], vec!["BODY=8BITMIME".to_string()]]);
+}
+
+#[tokio::test]
+async fn eight_bit_mime_is_learnt_again_from_the_ehlo_after_starttls() {
+    let sent = parameters_sent(Script::new().tls(true), true).await;
+    assert_eq!(sent, [vec![], vec!["BODY=8BITMIME".to_string()]]);
+}
+
+#[tokio::test]
+async fn without_8bitmime_an_8bit_body_is_sent_undeclared() {
+    let sent = parameters_sent(Script::new().eight_bit_mime(false), false).await;
+    assert_eq!(sent, [Vec::<String>::new(), vec![]]);
+}
+
+#[tokio::test]
+async fn an_address_that_would_inject_a_command_is_never_sent() {
+    let sink = sink(Script::new()).await;
+    let mut conn = Connection::open(sink.addr(), "sink.test", settings(false))
+        .await
+        .expect("connecting to the sink");
+    let cases = [
+        ("a@a.test\r\nRSET", "b@b.test", Phase::MailFrom),
+        ("a@a.test", "b@b.test>\r\nRCPT TO:<c@c.test", Phase::RcptTo),
+        ("a@a.test", "b@b.test\u{0}", Phase::RcptTo),
+    ];
+    for (mail_from, rcpt_to, phase) in cases {
+        let error = conn
+            .send(mail_from, rcpt_to, SEVEN_BIT)
+            .await
+            .expect_err("an unsafe address is refused");
+        assert!(
+            matches!(error, SmtpError::UnsafeAddress { phase: p, .. } if p == phase),
+            "{error}"
+        );
+        assert!(!error.is_transient(), "{error}");
+        assert!(error.connection_usable(), "{error}");
+    }
+
+    // The connection carries the next message as if nothing happened.
+    conn.send("a@a.test", "ok@b.test", SEVEN_BIT)
+        .await
+        .expect("sending after a refusal");
+    conn.quit().await;
+    let received = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, ["ok@b.test"]);
+    let commands = &sink.sessions()[0].commands;
+    let verbs: Vec<&str> = commands
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        verbs,
+        ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"],
+        "only the good message reached the wire: {commands:?}"
+    );
+}
