@@ -398,7 +398,13 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
         builder = if is_blank(value) {
             builder
         } else if is_address_field(name) {
-            builder.header(name.as_str(), address_list(name, value)?)
+            // Checked either way; written as given unless a display name needs encoding.
+            let list = address_list(name, value)?;
+            if value.is_ascii() {
+                builder.header(name.as_str(), Text::new(value.as_str()))
+            } else {
+                builder.header(name.as_str(), list)
+            }
         } else {
             builder.header(name.as_str(), Text::new(value.as_str()))
         };
