@@ -251,7 +251,13 @@ impl Spool {
     pub fn retry_now(&self, scope: &Scope) -> Result<usize, StoreError> {
         let now = now_ms();
         let mut moved = 0;
-        for message in self.scan(scope)? {
+        for scanned in self.scan(scope)? {
+            let _moving = self.lock_moves();
+            // Read again under the lock: the scanned copy may have been delivered, deferred or
+            // cancelled since.
+            let Some(message) = self.message(scanned.id)? else {
+                continue;
+            };
             let due = message.not_before(now);
             if due >= message.due_ms || self.inflight.contains_key(message.id.to_be_bytes())? {
                 continue;
@@ -280,14 +286,16 @@ impl Spool {
     pub async fn cancel(&self, scope: &Scope, reason: &str) -> Result<usize, StoreError> {
         let mut events = Vec::new();
         let mut cancelled = 0;
-        for message in self.scan(scope)? {
-            let key = message.id.to_be_bytes();
+        for scanned in self.scan(scope)? {
+            let _moving = self.lock_moves();
+            let key = scanned.id.to_be_bytes();
+            // Read again under the lock, so a message finished since is not brought back.
+            let Some(message) = self.message(scanned.id)? else {
+                continue;
+            };
             if self.inflight.contains_key(key)? {
                 // Delivery holds it: mark it, and delivery reports the one final event.
-                let mut marked = message;
-                marked.cancelled = Some(reason.to_string());
-                self.messages.insert(key, encode(&marked))?;
-                cancelled += 1;
+                cancelled += usize::from(self.mark_cancelled(message.id, reason)?);
                 continue;
             }
             // Only the call that removes the record reports it, so racing cancels bounce once.
@@ -303,6 +311,30 @@ impl Spool {
         self.log.append(events)?;
         self.store.durable().await?;
         Ok(cancelled)
+    }
+
+    /// Marks a message in flight as cancelled, for delivery to end it with `reason`. Delivery
+    /// does not take the move lock, so the record is swapped only if unchanged since read: a
+    /// record delivery removed meanwhile is not brought back, and one it rewrote is marked as
+    /// rewritten. A deferral that read the record just before the mark can still write over it;
+    /// the message then keeps retrying, and a second cancel ends it.
+    fn mark_cancelled(&self, id: MessageId, reason: &str) -> Result<bool, StoreError> {
+        let key = id.to_be_bytes();
+        loop {
+            let Some(stored) = self.messages.get(key)? else {
+                return Ok(false);
+            };
+            let Ok(mut marked) = serde_json::from_slice::<QueuedMessage>(&stored) else {
+                return Ok(false);
+            };
+            marked.cancelled = Some(reason.to_string());
+            let swapped =
+                self.messages
+                    .compare_and_swap(key, Some(&stored), Some(encode(&marked)))?;
+            if swapped.is_ok() {
+                return Ok(true);
+            }
+        }
     }
 
     /// Whether delivery may still send a message it was handed: `Live`, `Cancelled` with the

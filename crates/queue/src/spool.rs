@@ -8,7 +8,7 @@
 //! crash may forget outcomes of the last flush interval, whose messages are then sent again:
 //! a repeat, never a loss.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand::Rng;
@@ -34,6 +34,12 @@ pub struct Spool {
     pub(crate) config: Arc<QueueConfig>,
     pub(crate) wake: Arc<Notify>,
     pub(crate) suspensions: Suspensions,
+    /// Held while a message moves out of or within the schedule: by the scheduler taking due
+    /// messages, and by an operator's retry or cancel. Without it, a retry that read a message
+    /// just before the scheduler took it would schedule it again, and it would be handed to
+    /// delivery twice. Deferral and delivery outcomes need not take it: they only touch
+    /// messages in flight, which retry and cancel leave alone while holding it.
+    pub(crate) moving: Arc<Mutex<()>>,
 }
 
 impl Spool {
@@ -50,6 +56,7 @@ impl Spool {
             config: Arc::new(config),
             wake: Arc::new(Notify::new()),
             suspensions: Suspensions::open(store.tree("suspensions")?)?,
+            moving: Arc::default(),
         };
         spool.recover_inflight()?;
         Ok(spool)
@@ -105,6 +112,7 @@ impl Spool {
 
     /// Moves up to `limit` messages due at `now` from the schedule to in-flight and returns them.
     pub fn take_due(&self, now: u64, limit: usize) -> Result<Vec<QueuedMessage>, StoreError> {
+        let _moving = self.lock_moves();
         let mut out = Vec::new();
         let end = schedule_key(now, MessageId(u64::MAX));
         for entry in self.schedule.range(..end).keys().take(limit) {
@@ -125,6 +133,12 @@ impl Spool {
             }
         }
         Ok(out)
+    }
+
+    /// The lock of [`Spool::moving`]. Nothing panics while holding it, and the trees stay
+    /// consistent whatever the holder did, so a poisoned lock is taken as it is.
+    pub(crate) fn lock_moves(&self) -> MutexGuard<'_, ()> {
+        self.moving.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// When the earliest scheduled message is due, if any is scheduled.

@@ -478,3 +478,37 @@ async fn a_message_held_by_a_suspension_never_waits_less_than_its_start_time() {
         "one retry step (60 s) ends before the start time"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_while_the_scheduler_takes_messages_hands_each_over_once() {
+    let f = fixture("retry-race").await;
+    let later = now_ms() + 60_000;
+    let count = 2_000;
+    let batch = (1..=count)
+        .map(|id| message(id, "race.test", later))
+        .collect();
+    f.spool.accept(batch).await.expect("accept");
+
+    let retrying = {
+        let spool = f.spool.clone();
+        std::thread::spawn(move || {
+            let scope = Scope::Domain("race.test".into());
+            for _ in 0..20 {
+                spool.retry_now(&scope).expect("retry");
+            }
+        })
+    };
+    let mut taken = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while (taken.len() as u64) < count && std::time::Instant::now() < deadline {
+        taken.extend(ids(&f.spool.take_due(later, 7).expect("take")));
+    }
+    retrying.join().expect("the retrying thread");
+    // Whatever a retry left behind is taken too; a second hand-over would show here.
+    taken.extend(ids(&f.spool.take_due(later, usize::MAX).expect("take")));
+    let mut unique = taken.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len() as u64, count, "every message is handed over");
+    assert_eq!(taken.len(), unique.len(), "and none twice");
+}
