@@ -1,7 +1,7 @@
 //! `valid_ips` of a key: single addresses or CIDR ranges, IPv4 or IPv6.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The prefix length an IPv4-mapped IPv6 range (`::ffff:a.b.c.d/n`) has over its IPv4 form.
 const MAPPED_PREFIX: u8 = 96;
@@ -85,19 +85,10 @@ impl IpRange {
     fn masked(self) -> IpRange {
         let network = match self.network {
             IpAddr::V4(v4) => {
-                let bits = u32::from(v4)
-                    & u32::MAX
-                        .checked_shl(32 - u32::from(self.prefix))
-                        .unwrap_or(0);
-                IpAddr::V4(bits.into())
+                let kept = network_bits(u32::from(v4).into(), self.prefix, 32);
+                IpAddr::V4(Ipv4Addr::from(kept as u32))
             }
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6)
-                    & u128::MAX
-                        .checked_shl(128 - u32::from(self.prefix))
-                        .unwrap_or(0);
-                IpAddr::V6(bits.into())
-            }
+            IpAddr::V6(v6) => IpAddr::V6(network_bits(u128::from(v6), self.prefix, 128).into()),
         };
         IpRange { network, ..self }
     }
@@ -162,6 +153,16 @@ fn unmapped(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
+}
+
+/// `address`, of `bits` bits, with every bit after the first `prefix` cleared.
+fn network_bits(address: u128, prefix: u8, bits: u32) -> u128 {
+    let host_bits = bits - u32::from(prefix);
+    address
+        .checked_shr(host_bits)
+        .unwrap_or(0)
+        .checked_shl(host_bits)
+        .unwrap_or(0)
 }
 
 fn same_prefix(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
