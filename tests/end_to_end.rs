@@ -305,6 +305,17 @@ async fn bad_requests_are_refused_and_queue_nothing() {
             422,
             "1300",
         ),
+        // A recipient's own metadata and substitution data have the transmission's limits.
+        (
+            json!({"recipients": [{"address": "a@example.test", "metadata": {"m": "x".repeat(10 * 1024)}}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "5002",
+        ),
+        (
+            json!({"recipients": [{"address": "a@example.test", "substitution_data": {"m": "x".repeat(100 * 1024)}}], "content": {"from": "a@sender.test", "subject": "s", "text": "t"}}),
+            422,
+            "5002",
+        ),
         // Address headers must hold addresses, and a single-instance header comes once.
         (
             json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "reply_to": "the help desk"}}),

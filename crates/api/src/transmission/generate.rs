@@ -23,6 +23,10 @@ const MAX_RENDERED: usize = 20 * 1000 * 1000;
 /// Longest line SMTP carries, not counting its CRLF (RFC 5321, section 4.5.3.1.6).
 const MAX_LINE: usize = 998;
 
+/// Longest rendered header value, in bytes: Postfix's default `header_size_limit`, past which
+/// receivers cut a header or refuse the message.
+const MAX_HEADER: usize = 100 * 1024;
+
 /// A transmission's content, compiled once and built for each recipient.
 pub enum Compiled {
     /// Inline fields, from the request or a stored template.
@@ -291,6 +295,13 @@ pub(super) fn check_header_value(name: &str, value: &str) -> Result<(), String> 
             "{name} contains a line break or control character after substitution"
         ));
     }
+    if value.len() > MAX_HEADER {
+        return Err(format!(
+            "{name} is {} bytes long after substitution, over the limit of {MAX_HEADER} for \
+             one header",
+            value.len()
+        ));
+    }
     Ok(())
 }
 
@@ -363,10 +374,11 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
         .iter()
         .map(|p| p.as_ref().map_or(0, String::len))
         .sum();
-    let size = text + rendered.files.decoded_len;
+    let headers: usize = header_values(rendered).iter().map(|(_, v)| v.len()).sum();
+    let size = text + headers + rendered.files.decoded_len;
     if size > MAX_RENDERED {
         return Err(format!(
-            "the rendered content is {size} bytes, over the limit of {MAX_RENDERED}"
+            "the rendered content and headers are {size} bytes, over the limit of {MAX_RENDERED}"
         ));
     }
     let domain = rendered
@@ -809,5 +821,42 @@ pub(super) mod tests {
             description.contains("limit of 20000000 bytes"),
             "{description}"
         );
+    }
+
+    #[test]
+    fn rendered_headers_count_toward_the_limits() {
+        let content = serde_json::from_value(json!({
+            "from": "shop@sender.test", "subject": "{{{s}}}", "text": "t",
+            "headers": {"X-A": "{{{a}}}", "X-B": "{{{b}}}"},
+        }))
+        .expect("a content object");
+        let prepared =
+            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        let build = |data| {
+            let rendered = with_context(data, |c| prepared.render(c)).expect("renders");
+            build_mime(&rendered, &addressing())
+        };
+        let one = "x".repeat(MAX_HEADER + 1);
+        let error = build(json!({"s": one})).expect_err("one header too long");
+        assert!(
+            error.contains("over the limit of 102400 for one header"),
+            "{error}"
+        );
+        // Many headers, each within its limit, still count toward the message's.
+        let mut data = serde_json::Map::new();
+        let mut headers = serde_json::Map::new();
+        for i in 0..=MAX_RENDERED / MAX_HEADER {
+            data.insert(format!("h{i}"), "x".repeat(MAX_HEADER).into());
+            headers.insert(format!("X-H{i}"), format!("{{{{{{h{i}}}}}}}").into());
+        }
+        let content = serde_json::from_value(json!({
+            "from": "shop@sender.test", "subject": "s", "text": "t", "headers": headers,
+        }))
+        .expect("a content object");
+        let prepared =
+            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        let rendered = with_context(data.into(), |c| prepared.render(c)).expect("renders");
+        let error = build_mime(&rendered, &addressing()).expect_err("too big in all");
+        assert!(error.contains("content and headers"), "{error}");
     }
 }

@@ -323,12 +323,12 @@ fn apply_template_options(options: &mut Options, template: &TemplateOptions) {
 }
 
 pub(crate) fn check_len(field: &str, len: usize, max: usize) -> Result<(), ApiError> {
-    if len > max {
-        return Err(ApiError::invalid(format!(
-            "{field}: {len} bytes is over the limit of {max} bytes"
-        )));
-    }
-    Ok(())
+    over_limit(field, len, max).map_or(Ok(()), |why| Err(ApiError::invalid(why)))
+}
+
+/// Why `len` bytes of `field` are too many, if they are.
+fn over_limit(field: &str, len: usize, max: usize) -> Option<String> {
+    (len > max).then(|| format!("{field}: {len} bytes is over the limit of {max} bytes"))
 }
 
 fn json_len(map: &Map<String, Value>) -> usize {
@@ -375,6 +375,20 @@ fn generate(
             "{}: at most 10 tags",
             address.email
         ))));
+    }
+    let limits = [
+        ("metadata", recipient.metadata.as_ref(), MAX_METADATA),
+        (
+            "substitution_data",
+            recipient.substitution_data.as_ref(),
+            MAX_SUBSTITUTION_DATA,
+        ),
+    ];
+    for (field, value, max) in limits {
+        if let Some(why) = over_limit(field, value.map_or(0, json_len), max) {
+            let error = ApiError::invalid(format!("{}: {why}", address.email));
+            return Err(Rejected::Invalid(error));
+        }
     }
     if let Some(return_path) = &recipient.return_path {
         address::check_email(return_path).map_err(|e| {

@@ -358,10 +358,15 @@ fn compile_header(source: &str, header: &mail_parser::Header<'_>) -> Result<RawH
         .unwrap_or_default()
         .trim_end()
         .to_string();
-    let value = field_value(source, header);
+    let mut value = field_value(source, header);
     let template = if replaced_in_part(&name) || !value.contains("{{") {
         None
     } else {
+        if is_unstructured(&name) && value.contains("=?") {
+            // The rendered value is encoded anew, so encoded words already in it are decoded
+            // first; otherwise a reader would see them as written.
+            value = decoded_text(&value);
+        }
         let part = format!("Header:{name}");
         let template = Template::compile(&value, Part::Header)
             .map_err(|e| syntax_error(&part, e.line, &e.message))?;
@@ -372,6 +377,23 @@ fn compile_header(source: &str, header: &mail_parser::Header<'_>) -> Result<RawH
         field,
         template,
     })
+}
+
+/// Whether a header field holds free text, in which RFC 2047 encoded words may appear: Subject,
+/// Comments, and the `X-` fields, which are free text by convention.
+fn is_unstructured(name: &str) -> bool {
+    name.eq_ignore_ascii_case("Subject")
+        || name.eq_ignore_ascii_case("Comments")
+        || name.get(..2).is_some_and(|x| x.eq_ignore_ascii_case("X-"))
+}
+
+/// Free text with its RFC 2047 encoded words decoded, as mail-parser reads a Subject.
+fn decoded_text(value: &str) -> String {
+    let field = format!("Subject: {value}\r\n\r\n");
+    MessageParser::default()
+        .parse_headers(field.as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_else(|| value.to_string())
 }
 
 /// A header field's value as written, unfolded and trimmed.
@@ -815,6 +837,20 @@ mod tests {
         assert!(!output.contains("hidden@example.test"), "{output}");
         assert!(!output.contains("also@example.test"), "{output}");
         assert!(output.contains("Subject: s\r\n"), "{output}");
+    }
+
+    #[test]
+    fn encoded_words_in_a_substituted_subject_are_decoded_before_it_is_encoded_again() {
+        for raw in [
+            "From: a@b.test\nSubject: =?utf-8?B?w6k=?= {{x}}\nX-Note: =?utf-8?Q?Caf=C3=A9_{{x}}?=\n\nb",
+            "From: a@b.test\nSubject: =?utf-8?B?w6k=?= {{x}}\nX-Note: =?utf-8?Q?Caf=C3=A9?= {{x}}\n\nb",
+        ] {
+            let built = render(raw, json!({"x": "Ü"})).expect("renders");
+            let message = MessageParser::default().parse(&built.message).expect("parses");
+            assert_eq!(message.subject(), Some("é Ü"), "{raw}");
+            let note = message.header_raw("X-Note").expect("X-Note");
+            assert_eq!(decoded_text(note.trim()), "Café Ü", "{raw}");
+        }
     }
 
     #[test]
