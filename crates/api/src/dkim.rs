@@ -1,7 +1,7 @@
 //! DKIM: keys per sending domain, kept in the spool's `sending_domains` tree and cached in
 //! memory, and the signing of each generated message whose From domain has a key.
 //!
-//! Keys are RSA (PKCS#1) or Ed25519 (PKCS#8); signatures are RSA-SHA256 or Ed25519-SHA256 with
+//! Keys are RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8 v1 or v2); signatures are RSA-SHA256 or Ed25519-SHA256 with
 //! relaxed/relaxed canonicalisation, made by mail-auth.
 
 use std::collections::HashMap;
@@ -90,22 +90,88 @@ impl DomainKey {
         format!("v=DKIM1; k={k}; p={}", self.public)
     }
 
-    fn signer(&self) -> Result<Signer, String> {
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(&self.private)
-            .map_err(|e| e.to_string())?;
-        let unsigned = |e: mail_auth::Error| format!("unusable DKIM key for {}: {e}", self.domain);
+    /// Reads an imported key: `private` is base64 DER (PEM armour lines are dropped), PKCS#1
+    /// or PKCS#8 for RSA, PKCS#8 v1 or v2 for Ed25519, the algorithm being read from the key
+    /// itself. `public`, when given, must be the private key's own public key, as the record
+    /// publishes it (SubjectPublicKeyInfo or PKCS#1 for RSA, raw or SubjectPublicKeyInfo for
+    /// Ed25519): a mismatch would fail every signature. Without it, it is derived.
+    pub fn import(
+        domain: &str,
+        selector: &str,
+        private: &str,
+        public: Option<&str>,
+    ) -> Result<DomainKey, String> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let private: String = private
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .flat_map(|l| l.split_whitespace())
+            .collect();
+        let der = b64
+            .decode(&private)
+            .map_err(|_| "dkim.private is not a base64 DER (or PEM) private key".to_string())?;
+        let algorithm = if contains(&der, &ED25519_OID) {
+            Algorithm::Ed25519
+        } else {
+            Algorithm::Rsa
+        };
+        let mut key = DomainKey {
+            domain: domain.to_ascii_lowercase(),
+            selector: selector.to_string(),
+            algorithm,
+            private,
+            public: String::new(),
+        };
+        let forms = key.public_forms()?;
+        key.public = match public {
+            None => b64.encode(&forms[0]),
+            Some(given) => {
+                let bytes = b64.decode(given).map_err(|_| {
+                    "dkim.public must be the base64 key as published in DNS".to_string()
+                })?;
+                if !forms.contains(&bytes) {
+                    return Err("dkim.public is not the public key of dkim.private".into());
+                }
+                given.to_string()
+            }
+        };
+        Ok(key)
+    }
+
+    /// The forms the key's public half may be published in, the conventional one first.
+    fn public_forms(&self) -> Result<[Vec<u8>; 2], String> {
+        let der = self.private_der()?;
+        let unusable = |e| self.unusable(e);
         Ok(match self.algorithm {
             Algorithm::Rsa => {
-                // Generated keys are PKCS#1; imported ones may be either.
-                let key =
-                    RsaKey::<Sha256>::from_key_der(PrivatePkcs1KeyDer::from(der.as_slice()).into())
-                        .or_else(|_| {
-                            RsaKey::<Sha256>::from_key_der(
-                                PrivatePkcs8KeyDer::from(der.as_slice()).into(),
-                            )
-                        })
-                        .map_err(unsigned)?;
+                let pkcs1 = rsa_key(&der).map_err(unusable)?.public_key();
+                [rsa_spki(&pkcs1), pkcs1]
+            }
+            Algorithm::Ed25519 => {
+                let raw = ed25519_key(&der).map_err(unusable)?.public_key();
+                let mut spki = ED25519_SPKI_PREFIX.to_vec();
+                spki.extend_from_slice(&raw);
+                [raw, spki]
+            }
+        })
+    }
+
+    fn private_der(&self) -> Result<Vec<u8>, String> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.private)
+            .map_err(|e| e.to_string())
+    }
+
+    fn unusable(&self, e: mail_auth::Error) -> String {
+        format!("unusable DKIM key for {}: {e}", self.domain)
+    }
+
+    fn signer(&self) -> Result<Signer, String> {
+        let der = self.private_der()?;
+        let unsigned = |e| self.unusable(e);
+        Ok(match self.algorithm {
+            Algorithm::Rsa => {
+                let key = rsa_key(&der).map_err(unsigned)?;
                 Signer::Rsa(
                     DkimSigner::from_key(key)
                         .domain(&self.domain)
@@ -114,7 +180,7 @@ impl DomainKey {
                 )
             }
             Algorithm::Ed25519 => {
-                let key = Ed25519Key::from_pkcs8_der(&der).map_err(unsigned)?;
+                let key = ed25519_key(&der).map_err(unsigned)?;
                 Signer::Ed25519(
                     DkimSigner::from_key(key)
                         .domain(&self.domain)
@@ -124,6 +190,29 @@ impl DomainKey {
             }
         })
     }
+}
+
+/// The object identifier of Ed25519 (1.3.101.112), as DER: what marks a PKCS#8 Ed25519 key.
+const ED25519_OID: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
+
+/// What precedes the raw key in an Ed25519 SubjectPublicKeyInfo.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// An RSA key from PKCS#1 DER, as generated here, or PKCS#8, as often imported.
+fn rsa_key(der: &[u8]) -> Result<RsaKey<Sha256>, mail_auth::Error> {
+    RsaKey::<Sha256>::from_key_der(PrivatePkcs1KeyDer::from(der).into())
+        .or_else(|_| RsaKey::<Sha256>::from_key_der(PrivatePkcs8KeyDer::from(der).into()))
+}
+
+/// An Ed25519 key from PKCS#8 DER: v2 as generated here, or v1 as OpenSSL writes it.
+fn ed25519_key(der: &[u8]) -> Result<Ed25519Key, mail_auth::Error> {
+    Ed25519Key::from_pkcs8_maybe_unchecked_der(der)
 }
 
 /// Wraps a PKCS#1 RSAPublicKey in a SubjectPublicKeyInfo, the form DNS records conventionally
@@ -289,6 +378,53 @@ mod tests {
                 Signer::Ed25519(s) => s.sign(message),
             };
             assert!(signature.is_ok(), "{algorithm:?}");
+        }
+    }
+
+    #[test]
+    fn an_imported_key_must_match_its_public_key() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let rsa = DomainKey::generate("a.test", "s1", Algorithm::Rsa, 2048).expect("rsa");
+        let other = DomainKey::generate("a.test", "s1", Algorithm::Rsa, 2048).expect("rsa");
+        let pem = format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+            rsa.private
+        );
+        let derived = DomainKey::import("A.test", "s2", &pem, None).expect("derived");
+        assert_eq!(
+            (
+                derived.algorithm,
+                derived.public.as_str(),
+                derived.domain.as_str()
+            ),
+            (Algorithm::Rsa, rsa.public.as_str(), "a.test")
+        );
+        // The PKCS#1 form of the public key is taken as well as SubjectPublicKeyInfo.
+        let pkcs1 = &rsa.public_forms().expect("forms")[1];
+        assert!(DomainKey::import("a.test", "s2", &rsa.private, Some(&b64.encode(pkcs1))).is_ok());
+        let error = DomainKey::import("a.test", "s2", &rsa.private, Some(&other.public))
+            .expect_err("a mismatch");
+        assert_eq!(error, "dkim.public is not the public key of dkim.private");
+        assert!(DomainKey::import("a.test", "s2", "not a key!", None).is_err());
+    }
+
+    #[test]
+    fn ed25519_keys_import_in_either_pkcs8_version() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let generated =
+            DomainKey::generate("a.test", "s1", Algorithm::Ed25519, 0).expect("ed25519");
+        let v2 = b64.decode(&generated.private).expect("base64");
+        // Version 1, as OpenSSL writes it: the seed alone, without the public key.
+        let mut v1 = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        v1.extend_from_slice(&v2[16..48]);
+        for der in [v1, v2] {
+            let key = DomainKey::import("a.test", "s2", &b64.encode(&der), Some(&generated.public))
+                .expect("imports");
+            assert_eq!(key.algorithm, Algorithm::Ed25519);
+            assert!(key.signer().is_ok());
         }
     }
 }

@@ -121,31 +121,8 @@ fn import(domain: &str, imported: ImportedKey) -> Result<DomainKey, ApiError> {
             "dkim.selector: {selector:?} is not a DNS label"
         )));
     }
-    let public = imported
-        .public
-        .ok_or_else(|| ApiError::missing("dkim.public is required"))?;
-    let base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
-    if public.is_empty() || !public.chars().all(base64) {
-        return Err(ApiError::invalid(
-            "dkim.public must be the base64 key as published in DNS",
-        ));
-    }
-    let der: String = private
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    let algorithm = if der.len() < 100 {
-        Algorithm::Ed25519
-    } else {
-        Algorithm::Rsa
-    };
-    Ok(DomainKey {
-        domain: domain.to_ascii_lowercase(),
-        selector,
-        algorithm,
-        private: der,
-        public,
-    })
+    DomainKey::import(domain, &selector, &private, imported.public.as_deref())
+        .map_err(ApiError::invalid)
 }
 
 /// Whether `name` is a DNS name of ASCII letters, digits, hyphens and underscores, in labels of
