@@ -129,10 +129,25 @@ async fn a_syntax_error_is_refused_with_part_and_line_and_stores_nothing() {
     let (_, list) = server.get("/templates").await;
     assert_eq!(list["results"], json!([]));
 
-    let body = json!({"substitution_data": {"x": 1}, "content": {"from": "a@sender.test", "subject": "{{x", "text": "t"}});
-    let (status, error) = server.post("/utils/content-previewer", &body).await;
-    assert_eq!(status, 422, "{error}");
-    assert_eq!(error["errors"][0]["part"], "Header:Subject");
+    for (content, part) in [
+        (json!({"subject": "{{x"}), "Header:Subject"),
+        (
+            json!({"subject": "s", "headers": {"X-Tag": "{{)}}"}}),
+            "Header:X-Tag",
+        ),
+        (
+            json!({"subject": "s", "reply_to": "{{if}}"}),
+            "Header:Reply-To",
+        ),
+    ] {
+        let mut content = content;
+        content["from"] = "a@sender.test".into();
+        content["text"] = "t".into();
+        let body = json!({"substitution_data": {"x": 1}, "content": content});
+        let (status, error) = server.post("/utils/content-previewer", &body).await;
+        assert_eq!(status, 422, "{error}");
+        assert_eq!(error["errors"][0]["part"], part, "{error}");
+    }
 }
 
 #[tokio::test]

@@ -114,7 +114,16 @@ pub fn apply_update(
         return Ok(template);
     }
     // Publishing with no draft and no change publishes nothing new: the version stays.
-    let unchanged = body.content.is_none() && body.options.is_none();
+    // Client libraries send every field, null when not given: nulls change nothing either.
+    let no_content = body
+        .content
+        .as_ref()
+        .is_none_or(|c| c.email_rfc822.is_none() && first_inline_field(c).is_none());
+    let no_options = body
+        .options
+        .as_ref()
+        .is_none_or(|o| *o == TemplateOptions::default());
+    let unchanged = no_content && no_options;
     if body.published == Some(true)
         && template.draft.is_none()
         && template.published.is_some()
@@ -291,6 +300,14 @@ mod tests {
         let again = apply_update(template, &publish, false, 2).expect("published again");
         let twice = apply_update(again, &publish, false, 3).expect("and again");
         assert_eq!(twice.published.as_ref().map(|p| p.number), Some(0));
+        // As python-sparkpost publishes: every field given, null.
+        let nulls = body(json!({
+            "published": true, "name": null, "description": null,
+            "options": {"open_tracking": null, "click_tracking": null, "transactional": null},
+            "content": {"html": null, "text": null, "subject": null, "from": null, "reply_to": null, "headers": null},
+        }));
+        let thrice = apply_update(twice, &nulls, false, 4).expect("and with nulls");
+        assert_eq!(thrice.published.as_ref().map(|p| p.number), Some(0));
     }
 
     const RAW: &str =

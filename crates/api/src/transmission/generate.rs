@@ -157,15 +157,15 @@ impl Prepared {
                 .transpose()
         };
         Ok(Prepared {
-            from_email: field("from", &content.from_email, Some(Part::Header))?,
+            from_email: field("Header:From", &content.from_email, Some(Part::Header))?,
             from_name: content
                 .from_name
-                .map(|n| field("from", &n, Some(Part::Header)))
+                .map(|n| field("Header:From", &n, Some(Part::Header)))
                 .transpose()?,
             subject: field("Header:Subject", &content.subject, Some(Part::Header))?,
             reply_to: content
                 .reply_to
-                .map(|r| field("reply_to", &r, Some(Part::Header)))
+                .map(|r| field("Header:Reply-To", &r, Some(Part::Header)))
                 .transpose()?,
             headers: compile_headers(content.headers)?,
             text: body("text", content.text, Part::Text)?,
@@ -261,7 +261,7 @@ fn compile_headers(headers: Vec<(String, String)>) -> Result<Vec<(String, Templa
         .into_iter()
         .map(|(name, value)| {
             let template = Template::compile(&value, Part::Header)
-                .map_err(|e| syntax_error("headers", e.line, &format!("{name}: {}", e.message)))?;
+                .map_err(|e| syntax_error(&format!("Header:{name}"), e.line, &e.message))?;
             Ok((name, template))
         })
         .collect()
