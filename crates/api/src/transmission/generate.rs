@@ -796,7 +796,8 @@ pub(super) mod tests {
         let data = json!({"big": "x".repeat(9_000_000)});
         let rendered = with_context(data, |c| prepared.render(c)).expect("renders");
         let error = build_mime(&rendered, &addressing()).expect_err("too big");
-        assert!(error.contains("21000000 bytes"), "{error}");
+        // The subject and the From address count too.
+        assert!(error.contains("21000017 bytes"), "{error}");
     }
 
     fn addressing() -> Addressing<'static> {
