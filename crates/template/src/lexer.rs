@@ -241,13 +241,24 @@ impl<'s> Cursor<'s> {
             self.pos += 1;
             self.take_while(|b| b.is_ascii_digit());
         }
-        let text = self.src.get(start..self.pos).unwrap_or_default();
+        // An exponent, as Lua writes it: `1e3`, `2.5E-2`.
+        if matches!(self.peek_at(0), Some(b'e' | b'E')) {
+            let sign = usize::from(matches!(self.peek_at(1), Some(b'+' | b'-')));
+            if self.peek_at(1 + sign).is_some_and(|b| b.is_ascii_digit()) {
+                self.pos += 1 + sign;
+                self.take_while(|b| b.is_ascii_digit());
+            }
+        }
         if self
             .peek_at(0)
             .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         {
+            // Name the whole token, not only the digits before the stray letter.
+            self.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+            let text = self.src.get(start..self.pos).unwrap_or_default();
             return Err(self.error(format!("malformed number '{text}'")));
         }
+        let text = self.src.get(start..self.pos).unwrap_or_default();
         text.parse()
             .map(TokenKind::Num)
             .map_err(|_| self.error(format!("malformed number '{text}'")))
@@ -331,6 +342,16 @@ mod tests {
         assert_eq!(toks[7], TokenKind::Num(2.5));
         assert_eq!(toks[8], TokenKind::Sym(Sym::Ne));
         assert_eq!(toks[9], TokenKind::Str("q\"x\n".into()));
+    }
+
+    #[test]
+    fn numbers_take_lua_exponents_and_malformed_ones_are_named_whole() {
+        for (source, value) in [("1e3", 1000.0), ("2.5E-2", 0.025), ("7e+1", 70.0)] {
+            let tag = format!("{{{{ {source} }}}}");
+            assert_eq!(tag_tokens(&tag), [TokenKind::Num(value)], "{source}");
+        }
+        let err = segments("{{ 12abc }}", Part::Text).expect_err("malformed");
+        assert_eq!(err.message, "malformed number '12abc'");
     }
 
     #[test]
