@@ -153,6 +153,14 @@ fn reserved_header(name: &str) -> Option<&'static str> {
     Some(reason)
 }
 
+/// Whether a header field holds free text, in which RFC 2047 encoded words may appear: Subject,
+/// Comments, and the `X-` fields, which are free text by convention.
+pub(super) fn is_unstructured(name: &str) -> bool {
+    name.eq_ignore_ascii_case("Subject")
+        || name.eq_ignore_ascii_case("Comments")
+        || name.get(..2).is_some_and(|x| x.eq_ignore_ascii_case("X-"))
+}
+
 /// Whether a header field may appear at most once in a message (RFC 5322, section 3.6).
 pub(super) fn is_single_instance(name: &str) -> bool {
     [

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
+use mail_builder::headers::HeaderType;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 use serde_json::{Map, Value};
@@ -13,6 +15,7 @@ use sluice_template::{Context, Part, Template};
 
 use super::address::{address_list, is_address_field};
 use super::attachment::Files;
+use super::content::is_unstructured;
 use super::rfc822::RawContent;
 use crate::error::ApiError;
 
@@ -401,30 +404,48 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
             addressing.to.name.as_deref(),
             addressing.to.email.as_str(),
         ))
-        .subject(Text::new(rendered.subject.as_str()))
+        .header("Subject", header_value("Subject", &rendered.subject))
         .message_id(format!("{}@{}", addressing.message_id, domain));
     if let Some(reply_to) = rendered.reply_to.as_deref().filter(|r| !is_blank(r)) {
         builder = builder.reply_to(address_list("Reply-To", reply_to)?);
     }
     for (name, value) in &rendered.headers {
-        builder = if is_blank(value) {
-            builder
-        } else if is_address_field(name) {
-            // Checked either way; written as given unless a display name needs encoding.
-            let list = address_list(name, value)?;
-            if value.is_ascii() {
-                builder.header(name.as_str(), Text::new(value.as_str()))
-            } else {
-                builder.header(name.as_str(), list)
-            }
-        } else {
-            builder.header(name.as_str(), Text::new(value.as_str()))
+        if is_blank(value) {
+            continue;
+        }
+        // Checked either way; an address list is rebuilt only if a display name needs encoding.
+        let list = is_address_field(name)
+            .then(|| address_list(name, value))
+            .transpose()?;
+        builder = match list {
+            Some(list) if !value.is_ascii() => builder.header(name.as_str(), list),
+            _ => builder.header(name.as_str(), header_value(name, value)),
         };
     }
     builder = with_parts(builder, rendered);
     builder
         .write_to_vec()
         .map_err(|e| format!("building the message failed: {e}"))
+}
+
+/// A header value as it is written. ASCII is written as given, folded at its spaces only:
+/// encoded words belong in free text alone (RFC 2047, section 5), and in a structured field
+/// such as List-Unsubscribe, References or Cc they would break it; a long token such as an
+/// unsubscribe URL is exactly what an encoder would turn into them. A value outside ASCII is
+/// encoded, as SMTP without SMTPUTF8 carries no other header bytes; so is free text (Subject,
+/// `X-` fields) with a word too long for one line. A structured field with such a word is left
+/// whole, and refused for its line length.
+fn header_value<'x>(name: &str, value: &'x str) -> HeaderType<'x> {
+    let fits = || {
+        value
+            .split([' ', '\t'])
+            .all(|word| name.len() + 2 + word.len() <= MAX_LINE)
+    };
+    if !value.is_ascii() || (is_unstructured(name) && !fits()) {
+        Text::new(value).into()
+    } else {
+        Raw::new(value).into()
+    }
 }
 
 /// Sets the body: the text, AMP and HTML parts as alternatives, inside `multipart/related`
@@ -859,5 +880,29 @@ pub(super) mod tests {
         let rendered = with_context(data.into(), |c| prepared.render(c)).expect("renders");
         let error = build_mime(&rendered, &addressing()).expect_err("too big in all");
         assert!(error.contains("content and headers"), "{error}");
+    }
+
+    #[test]
+    fn ascii_headers_are_written_as_given_whatever_their_length() {
+        let token = "A".repeat(90);
+        let unsubscribe = format!("<https://sender.test/unsubscribe?u={token}&c=1>");
+        let references = format!("<{token}@sender.test> <{token}.2@sender.test>");
+        let cc = "carl.longname@example.test,dora.longname@example.test,eve.longname@example.test";
+        let subject = format!("Your code {token}");
+        let bytes = built(json!({
+            "from": "shop@sender.test", "subject": subject, "text": "t",
+            "headers": {"List-Unsubscribe": unsubscribe, "References": references, "CC": cc},
+        }));
+        let text = String::from_utf8(bytes.clone()).expect("ASCII");
+        assert!(!text.contains("=?"), "an encoded word: {text}");
+        let message = MessageParser::default().parse(&bytes).expect("parses");
+        let unfolded = |name: &str| {
+            let raw = message.header_raw(name).unwrap_or_default();
+            raw.replace("\r\n", "").trim().to_string()
+        };
+        assert_eq!(unfolded("List-Unsubscribe"), unsubscribe);
+        assert_eq!(unfolded("References"), references);
+        assert_eq!(unfolded("CC"), cc);
+        assert_eq!(message.subject(), Some(subject.as_str()));
     }
 }

@@ -21,7 +21,7 @@ use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, 
 use sluice_template::{Context, Part, Template};
 
 use super::address::{address_list, check_email, is_address_field};
-use super::content::repeated_single_instance;
+use super::content::{is_unstructured, repeated_single_instance};
 use super::generate::{
     cc_mentions, check_header_value, check_line_lengths, crlf, syntax_error, without_bare_cr, Built,
 };
@@ -377,14 +377,6 @@ fn compile_header(source: &str, header: &mail_parser::Header<'_>) -> Result<RawH
         field,
         template,
     })
-}
-
-/// Whether a header field holds free text, in which RFC 2047 encoded words may appear: Subject,
-/// Comments, and the `X-` fields, which are free text by convention.
-fn is_unstructured(name: &str) -> bool {
-    name.eq_ignore_ascii_case("Subject")
-        || name.eq_ignore_ascii_case("Comments")
-        || name.get(..2).is_some_and(|x| x.eq_ignore_ascii_case("X-"))
 }
 
 /// Free text with its RFC 2047 encoded words decoded, as mail-parser reads a Subject.
