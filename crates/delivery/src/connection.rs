@@ -291,5 +291,5 @@ async fn deliver(
     };
     tracing::info!(message_id = %message.id, rcpt = %message.rcpt_to, site = %key.site, outcome = verdict_name(&verdict), "attempt finished");
     record(shared, &message, &verdict, facts).await;
-    usable
+    usable && session.conn.is_open()
 }

@@ -1,6 +1,7 @@
 //! The SMTP client against the testkit sink over loopback TCP: what `MAIL FROM` declares for
 //! 7-bit and 8-bit bodies, with and without STARTTLS, and that an address which would inject a
-//! command is refused before anything reaches the wire.
+//! command is refused before anything reaches the wire; and that a refusal the server hangs up
+//! after is reported as the refusal.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use sluice_delivery::smtp::{
     opportunistic_config, Connection, ConnectionSettings, Phase, SmtpError, TlsOutcome,
 };
-use sluice_testkit::{Script, SmtpSink};
+use sluice_testkit::{Reply, Script, SmtpSink};
 
 const SEVEN_BIT: &[u8] = b"Subject: plain\r\n\r\nhello\r\n";
 const EIGHT_BIT: &[u8] =
@@ -114,4 +115,43 @@ async fn an_address_that_would_inject_a_command_is_never_sent() {
         ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"],
         "only the good message reached the wire: {commands:?}"
     );
+}
+
+#[tokio::test]
+async fn a_refusal_followed_by_a_hangup_is_the_outcome_and_closes_the_connection() {
+    let refusals = [
+        (
+            Script::new().rcpt(
+                "gone@b.test",
+                vec![Reply::new(550, "5.1.1 user unknown").then_hangup()],
+            ),
+            Phase::RcptTo,
+            550,
+        ),
+        (
+            Script::new().command_reply(
+                "MAIL",
+                vec![Reply::new(421, "4.7.0 too many connections").then_hangup()],
+            ),
+            Phase::MailFrom,
+            421,
+        ),
+    ];
+    for (script, phase, code) in refusals {
+        let sink = sink(script).await;
+        let mut conn = Connection::open(sink.addr(), "sink.test", settings(false))
+            .await
+            .expect("connecting to the sink");
+        let error = conn
+            .send("a@a.test", "gone@b.test", SEVEN_BIT)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, SmtpError::Rejected { phase: p, reply } if *p == phase && reply.code == code),
+            "the server's own reply is the outcome: {error}"
+        );
+        assert!(!conn.is_open(), "the server hung up");
+        let next = conn.send("a@a.test", "next@b.test", SEVEN_BIT).await;
+        assert!(next.is_err_and(|e| !e.connection_usable()));
+    }
 }

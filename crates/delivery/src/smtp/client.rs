@@ -58,6 +58,8 @@ pub struct Connection {
     pipelining: bool,
     /// Whether the server advertised 8BITMIME in its latest EHLO reply.
     eight_bit_mime: bool,
+    /// False once the server hung up or the dialogue fell out of step (see [`Self::is_open`]).
+    open: bool,
     tls: TlsOutcome,
     local: SocketAddr,
     peer: SocketAddr,
@@ -82,6 +84,7 @@ impl Connection {
             settings,
             pipelining: false,
             eight_bit_mime: false,
+            open: true,
             tls: TlsOutcome::NotOffered,
             local,
             peer,
@@ -132,10 +135,21 @@ impl Connection {
     ) -> Result<Reply, SmtpError> {
         check_path(Phase::MailFrom, mail_from)?;
         check_path(Phase::RcptTo, rcpt_to)?;
+        if !self.open {
+            return Err(SmtpError::Io {
+                phase: Phase::MailFrom,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "the server closed the connection after an earlier refusal",
+                ),
+            });
+        }
         let result = self.transaction(mail_from, rcpt_to, body).await;
         if let Err(e) = &result {
-            if e.connection_usable() && e.phase() != Phase::DataEnd {
-                self.reset().await?;
+            let resettable = e.connection_usable() && e.phase() != Phase::DataEnd;
+            // A server that hung up after refusing leaves the refusal as the outcome.
+            if resettable && self.open && self.reset().await.is_err() {
+                self.open = false;
             }
         }
         result
@@ -161,20 +175,18 @@ impl Connection {
         if self.pipelining {
             self.write(format!("{mail}{rcpt}DATA\r\n").as_bytes())
                 .await?;
-            let mail_reply = self.read_reply(Phase::MailFrom, command_timeout).await;
+            let mail_reply = self.read_reply(Phase::MailFrom, command_timeout).await?;
             let rcpt_reply = self.read_reply(Phase::RcptTo, command_timeout).await;
-            let data_reply = self.read_reply(Phase::Data, command_timeout).await?;
-            let refused = require(Phase::MailFrom, mail_reply?)
+            let data_reply = self.read_reply(Phase::Data, command_timeout).await;
+            // A refusal is the outcome even when the server hung up after it, as it may after
+            // a 421 or a policy block: the replies that follow are only read to keep in step.
+            let refused = require(Phase::MailFrom, mail_reply)
                 .and_then(|_| require(Phase::RcptTo, rcpt_reply?));
             if let Err(refusal) = refused {
-                // A server that said 354 anyway wants content: give it an empty message.
-                if data_reply.is_intermediate() {
-                    self.write(b".\r\n").await?;
-                    self.read_reply(Phase::DataEnd, command_timeout).await?;
-                }
+                self.end_refused_data(data_reply).await;
                 return Err(refusal);
             }
-            intermediate(Phase::Data, data_reply)?;
+            intermediate(Phase::Data, data_reply?)?;
         } else {
             self.command(Phase::MailFrom, &mail).await?;
             self.command(Phase::RcptTo, &rcpt).await?;
@@ -185,6 +197,28 @@ impl Connection {
         self.write_content(body).await?;
         let timeout = self.settings.data_timeout;
         self.expect(Phase::DataEnd, timeout).await
+    }
+
+    /// Ends the DATA of a pipelined transaction whose MAIL or RCPT was refused: a server that
+    /// said 354 anyway gets an empty message. When the server hung up, or the dialogue cannot
+    /// be brought back in step, the connection is marked closed.
+    async fn end_refused_data(&mut self, data_reply: Result<Reply, SmtpError>) {
+        let in_step = match data_reply {
+            Ok(reply) if reply.is_intermediate() => {
+                let timeout = self.settings.command_timeout;
+                self.write(b".\r\n").await.is_ok()
+                    && self.read_reply(Phase::DataEnd, timeout).await.is_ok()
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        self.open &= in_step;
+    }
+
+    /// Whether the connection can carry another message: false once the server hung up or the
+    /// dialogue fell out of step, even after a refusal that would otherwise leave it usable.
+    pub fn is_open(&self) -> bool {
+        self.open
     }
 
     /// The `MAIL FROM` command, declaring `BODY=8BITMIME` for a body with 8-bit bytes when the

@@ -20,6 +20,9 @@ pub enum Reply {
     Raw(String),
     /// Close the connection without replying.
     Hangup,
+    /// Send the reply, then close the connection, as a server does after a `421` and often
+    /// after refusing a recipient by policy.
+    ThenHangup(Box<Reply>),
 }
 
 /// The line sent by [`Reply::garbage`]: recognisably not SMTP, so a log shows where it came from.
@@ -62,10 +65,16 @@ impl Reply {
         Reply::Hangup
     }
 
+    /// This reply, after which the connection is closed (see [`Reply::ThenHangup`]).
+    pub fn then_hangup(self) -> Reply {
+        Reply::ThenHangup(Box::new(self))
+    }
+
     /// The reply code, if this is a well-formed reply.
     pub fn code(&self) -> Option<u16> {
         match self {
             Reply::Code { code, .. } => Some(*code),
+            Reply::ThenHangup(reply) => reply.code(),
             Reply::Raw(_) | Reply::Hangup => None,
         }
     }
@@ -94,6 +103,7 @@ impl fmt::Display for Reply {
                 Ok(())
             }
             Reply::Raw(line) => write!(f, "{line}\r\n"),
+            Reply::ThenHangup(reply) => reply.fmt(f),
             Reply::Hangup => Ok(()),
         }
     }

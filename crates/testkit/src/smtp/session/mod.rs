@@ -113,7 +113,14 @@ impl Session {
             ));
         }
         io.write_all(&reply.to_wire()).await?;
-        io.flush().await
+        io.flush().await?;
+        if let Reply::ThenHangup(_) = reply {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "scripted hangup after the reply",
+            ));
+        }
+        Ok(())
     }
 
     async fn handle_line<S>(&mut self, io: &mut BufReader<S>) -> io::Result<Step>
