@@ -412,6 +412,22 @@ async fn bad_requests_are_refused_and_queue_nothing() {
     let (status, answer) = server.put("/transmissions/", &json!({})).await;
     assert_eq!(status, 405);
     assert!(answer["errors"][0]["message"].is_string(), "{answer}");
+    // An endpoint Sluice lacks is 404, but one SparkPost has is 501: for the suppression list,
+    // SparkPost's 404 would mean "not suppressed".
+    let (status, answer) = server.get("/no-such-thing").await;
+    assert_eq!(
+        (status, &answer["errors"][0]["code"]),
+        (404, &json!("1600"))
+    );
+    for path in [
+        "/suppression-list/a@example.test",
+        "/metrics/deliverability",
+        "/recipient-lists",
+    ] {
+        let (status, answer) = server.get(path).await;
+        assert_eq!(status, 501, "{path}: {answer}");
+        assert!(answer["errors"][0]["description"].is_string(), "{answer}");
+    }
 
     let huge = json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "x".repeat(31 << 20)}});
     let (status, answer) = server.post("/transmissions", &huge).await;

@@ -101,11 +101,43 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "resource not found",
-        "1600",
-        "no such endpoint",
-    )
+/// SparkPost resources Sluice does not provide yet. A request for one is 501, never 404: for
+/// `/suppression-list/{recipient}`, say, SparkPost's 404 means "not suppressed", and a client
+/// must not read that into an endpoint that is not there.
+const NOT_PROVIDED: [&str; 13] = [
+    "ab-test",
+    "account",
+    "bounce-domains",
+    "inbound-domains",
+    "ip-pools",
+    "metrics",
+    "recipient-lists",
+    "relay-webhooks",
+    "sending-ips",
+    "subaccounts",
+    "suppression-list",
+    "tracking-domains",
+    "events/ingest",
+];
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    let resource = uri.path().strip_prefix("/api/v1/").and_then(|rest| {
+        NOT_PROVIDED
+            .iter()
+            .find(|r| rest == **r || rest.strip_prefix(**r).is_some_and(|t| t.starts_with('/')))
+    });
+    match resource {
+        Some(resource) => ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not implemented",
+            "",
+            format!("/api/v1/{resource} is a SparkPost endpoint that Sluice does not provide"),
+        ),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "resource not found",
+            "1600",
+            "no such endpoint",
+        ),
+    }
 }

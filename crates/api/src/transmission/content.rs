@@ -143,10 +143,9 @@ fn reserved_header(name: &str) -> Option<&'static str> {
         "subject" => "use content.subject",
         "reply-to" => "use content.reply_to",
         "to" => "recipients set it (address.header_to for copies)",
-        "bcc" => "a Bcc header would show every blind copy's recipient",
-        "content-type" | "content-transfer-encoding" | "mime-version" => {
-            "the MIME structure is built from the content"
-        }
+        "bcc" | "resent-bcc" => "a Bcc header would show every blind copy's recipient",
+        "mime-version" => "the MIME structure is built from the content",
+        name if name.starts_with("content-") => "the MIME structure is built from the content",
         "message-id" | "date" | "dkim-signature" | "return-path" => "Sluice writes it",
         _ => return None,
     };
