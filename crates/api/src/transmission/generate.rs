@@ -204,7 +204,7 @@ impl Prepared {
                 .map_err(|e| format!("header {name}: {}", e.message))?;
             headers.push((name.clone(), value));
         }
-        let body = |f: &Option<Field>| optional(f).map(|part| part.map(without_bare_cr));
+        let body = |f: &Option<Field>| optional(f).map(|part| part.map(canonical_crlf));
         Ok(Rendered {
             from_email: render(&self.from_email)?,
             from_name: optional(&self.from_name)?,
@@ -219,33 +219,41 @@ impl Prepared {
     }
 }
 
-/// A body with every line break as CRLF. The MIME builder completes a bare LF but leaves a bare
-/// CR, which some receivers read as a line end: data holding `CR . CR LF` could otherwise end the
-/// message early on such a server and smuggle commands after it.
-pub(super) fn without_bare_cr(text: String) -> String {
+/// A body with every line break as CRLF, the canonical form MIME encodes (RFC 2045, section
+/// 6.8): the builder completes a bare LF in a quoted-printable part but base64-encodes the bytes
+/// as they are, and leaves a bare CR, which some receivers read as a line end: data holding
+/// `CR . CR LF` could otherwise end the message early on such a server and smuggle commands
+/// after it.
+pub(super) fn canonical_crlf(text: String) -> String {
     let bytes = text.as_bytes();
-    let bare = memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'));
-    if bare {
-        crlf(&text)
-    } else {
+    let canonical = memchr::memchr2_iter(b'\r', b'\n', bytes).all(|i| match bytes[i] {
+        b'\r' => bytes.get(i + 1) == Some(&b'\n'),
+        _ => i > 0 && bytes[i - 1] == b'\r',
+    });
+    if canonical {
         text
+    } else {
+        crlf(&text)
     }
 }
 
 /// The text with every bare CR and bare LF made CRLF.
 pub(super) fn crlf(text: &str) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len() + text.len() / 32);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                out.push_str("\r\n");
-                chars.next_if_eq(&'\n');
-            }
-            '\n' => out.push_str("\r\n"),
-            c => out.push(c),
+    let mut start = 0;
+    // Every index found is an ASCII byte, so each slice below ends on a character boundary.
+    for i in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+        if i < start {
+            // The LF of a CRLF already written.
+            continue;
         }
+        out.push_str(&text[start..i]);
+        out.push_str("\r\n");
+        let pair = bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n');
+        start = i + 1 + usize::from(pair);
     }
+    out.push_str(&text[start..]);
     out
 }
 
@@ -728,6 +736,17 @@ pub(super) mod tests {
         let parsed = MessageParser::default().parse(bytes).expect("parses");
         let text = parsed.body_text(0).unwrap_or_default();
         assert!(text.starts_with("a x\r\n.\r\nMAIL FROM"), "{text}");
+    }
+
+    #[test]
+    fn text_parts_are_encoded_with_crlf_line_ends_whatever_the_encoding() {
+        let text = "Åsa Öberg Ärlig\nÅsa Öberg Ärlig\nend";
+        let bytes = built(json!({"from": "shop@sender.test", "subject": "s", "text": text}));
+        let raw = String::from_utf8(bytes.clone()).expect("ASCII");
+        assert!(raw.contains("Content-Transfer-Encoding: base64"), "{raw}");
+        let message = MessageParser::default().parse(&bytes).expect("parses");
+        let part = message.text_part(0).expect("a text part");
+        assert_eq!(part.contents(), text.replace('\n', "\r\n").as_bytes());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use sluice_template::{Context, Part, Template};
 use super::address::{address_list, check_email, is_address_field};
 use super::content::{is_unstructured, repeated_single_instance};
 use super::generate::{
-    cc_mentions, check_header_value, check_line_lengths, crlf, syntax_error, without_bare_cr, Built,
+    canonical_crlf, cc_mentions, check_header_value, check_line_lengths, crlf, syntax_error, Built,
 };
 use super::{check_len, MAX_CONTENT};
 use crate::error::ApiError;
@@ -251,7 +251,7 @@ impl RawContent {
         let body = part
             .template
             .render(context)
-            .map(without_bare_cr)
+            .map(canonical_crlf)
             .map_err(|e| format!("{}: {}", part.name, e.message))?;
         if body.contains('\0') {
             return Err("the content contains a NUL character, which SMTP cannot carry".into());
