@@ -4,6 +4,9 @@
 //! twice only if it was on the wire, or its outcome not yet flushed, at a kill.
 //!
 //! Reproduce a run with `SLUICE_CRASH_SEED=<seed> cargo test -p sluice --test crash`.
+//!
+//! What the API writes besides messages (templates, snippets, API keys) is on disk when it is
+//! acknowledged too: a revoked key must stay revoked after a kill.
 
 mod support;
 
@@ -160,5 +163,59 @@ async fn no_acknowledged_message_is_lost_across_repeated_kills() {
     assert!(
         duplicates <= KILLS * CONNECTIONS * 4,
         "seed {seed}: {duplicates} duplicates"
+    );
+}
+
+#[tokio::test]
+async fn templates_snippets_and_key_changes_acknowledged_before_a_kill_survive_it() {
+    let mut server = Server::start("crash-config", "").await;
+    let content = json!({"from": "a@sender.test", "subject": "s", "text": "t"});
+    let template = |id: &str| json!({"id": id, "name": id, "content": content});
+    assert_eq!(server.post("/templates", &template("kept")).await.0, 200);
+    assert_eq!(server.post("/templates", &template("gone")).await.0, 200);
+    let published = json!({"published": true});
+    assert_eq!(server.put("/templates/kept", &published).await.0, 200);
+    let snippet = json!({"id": "footer", "content": {"text": "bye"}});
+    assert_eq!(server.post("/snippets", &snippet).await.0, 200);
+    let key = |label: &str| json!({"label": label, "grants": ["templates/view"]});
+    let (_, kept_key) = server.post("/api-keys", &key("kept")).await;
+    let (_, revoked_key) = server.post("/api-keys", &key("revoked")).await;
+    let revoked_id = revoked_key["results"]["id"].as_str().expect("an id");
+    assert_eq!(
+        server.delete(&format!("/api-keys/{revoked_id}")).await.0,
+        204
+    );
+    assert_eq!(server.delete("/templates/gone").await.0, 200);
+
+    // Killed at once, before any periodic flush could have written these.
+    server.kill();
+    server.restart().await;
+
+    let (status, kept) = server.get("/templates/kept").await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["results"]["published"], true, "{kept}");
+    assert_eq!(server.get("/templates/gone").await.0, 404);
+    assert_eq!(server.get("/snippets/footer").await.0, 200);
+    let status_with = |key: &serde_json::Value| {
+        let key = key["results"]["key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let url = format!("{}/templates", server.api);
+        async move {
+            let answer = reqwest::Client::new()
+                .get(url)
+                .header("Authorization", key)
+                .send()
+                .await
+                .expect("request");
+            answer.status().as_u16()
+        }
+    };
+    assert_eq!(status_with(&kept_key).await, 200);
+    assert_eq!(
+        status_with(&revoked_key).await,
+        401,
+        "a revoked key stays revoked"
     );
 }

@@ -91,6 +91,7 @@ pub async fn create(
     caller.require_all(&grants)?;
     let valid_ips = checked_ips(body.valid_ips.unwrap_or_default())?;
     let (key, record) = state.keys.create(&label, grants, valid_ips)?;
+    state.store.durable().await?;
     tracing::info!(key_id = %record.id, label = %record.label, "API key created");
     let mut results = shown(&record);
     results["key"] = key.into();
@@ -131,6 +132,7 @@ pub async fn update(
         changed(&caller, record, &body)
     })?;
     let record = updated.ok_or_else(|| missing(&id))?;
+    state.store.durable().await?;
     tracing::info!(key_id = %id, "API key updated");
     Ok(Json(json!({ "results": shown(&record) })))
 }
@@ -147,6 +149,7 @@ pub async fn delete(
     if !state.keys.remove(&id)? {
         return Err(missing(&id));
     }
+    state.store.durable().await?;
     tracing::info!(key_id = %id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -77,6 +77,7 @@ pub async fn create(
     };
     let snippet = changed(snippet, &body, Some(content))?;
     state.snippets.create(&snippet)?;
+    state.store.durable().await?;
     tracing::info!(snippet_id = %snippet.id, "snippet created");
     Ok(Json(json!({ "results": { "id": snippet.id } })))
 }
@@ -128,6 +129,7 @@ pub async fn update(
     if !state.snippets.replace(&snippet)? {
         return Err(missing(&id));
     }
+    state.store.durable().await?;
     tracing::info!(snippet_id = %id, "snippet updated");
     Ok(Json(json!({ "results": { "id": id } })))
 }
@@ -143,6 +145,7 @@ pub async fn delete(
     if !state.snippets.delete(&id)? {
         return Err(missing(&id));
     }
+    state.store.durable().await?;
     tracing::info!(snippet_id = %id, "snippet deleted");
     Ok(StatusCode::NO_CONTENT)
 }

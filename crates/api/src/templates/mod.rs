@@ -61,6 +61,7 @@ pub async fn create(
     let body: TemplateBody = parse_body(&body)?;
     let template = write::new_template(&body, now_ms())?;
     state.templates.create(&template)?;
+    state.store.durable().await?;
     tracing::info!(template_id = %template.id, "template created");
     Ok(Json(json!({ "results": { "id": template.id } })))
 }
@@ -100,6 +101,7 @@ pub async fn update(
     state
         .templates
         .update(&id, |t| write::apply_update(t, &body, overwrite, now))?;
+    state.store.durable().await?;
     tracing::info!(template_id = %id, "template updated");
     Ok(Json(json!({ "results": {} })))
 }
@@ -116,6 +118,7 @@ pub async fn delete(
     if !state.templates.delete(&id)? {
         return Err(TemplateStoreError::Missing(id).into());
     }
+    state.store.durable().await?;
     tracing::info!(template_id = %id, "template deleted");
     Ok(Json(json!({})))
 }
