@@ -58,19 +58,27 @@ async fn parameters_sent(script: Script, tls: bool) -> Vec<Vec<String>> {
 #[tokio::test]
 async fn an_8bit_body_is_declared_8bitmime_and_a_7bit_one_is_not() {
     let sent = parameters_sent(Script::new(), false).await;
-    assert_eq!(sent, [vec![], vec!["BODY=8BITMIME".to_string()]]);
+    assert_eq!(sent, expected(&["BODY=8BITMIME"]));
+}
+
+/// What each message of [`parameters_sent`] declares: its SIZE, then `eight_bit` for the second.
+fn expected(eight_bit: &[&str]) -> [Vec<String>; 2] {
+    let size = |body: &[u8]| format!("SIZE={}", body.len());
+    let mut second = vec![size(EIGHT_BIT)];
+    second.extend(eight_bit.iter().map(|p| p.to_string()));
+    [vec![size(SEVEN_BIT)], second]
 }
 
 #[tokio::test]
 async fn eight_bit_mime_is_learnt_again_from_the_ehlo_after_starttls() {
     let sent = parameters_sent(Script::new().tls(true), true).await;
-    assert_eq!(sent, [vec![], vec!["BODY=8BITMIME".to_string()]]);
+    assert_eq!(sent, expected(&["BODY=8BITMIME"]));
 }
 
 #[tokio::test]
 async fn without_8bitmime_an_8bit_body_is_sent_undeclared() {
     let sent = parameters_sent(Script::new().eight_bit_mime(false), false).await;
-    assert_eq!(sent, [Vec::<String>::new(), vec![]]);
+    assert_eq!(sent, expected(&[]));
 }
 
 #[tokio::test]
@@ -154,4 +162,38 @@ async fn a_refusal_followed_by_a_hangup_is_the_outcome_and_closes_the_connection
         let next = conn.send("a@a.test", "next@b.test", SEVEN_BIT).await;
         assert!(next.is_err_and(|e| !e.connection_usable()));
     }
+}
+
+#[tokio::test]
+async fn a_message_over_the_advertised_size_is_refused_without_being_sent() {
+    let sink = sink(Script::new().max_message_size(40)).await;
+    let mut conn = Connection::open(sink.addr(), "sink.test", settings(false))
+        .await
+        .expect("connecting to the sink");
+    let big = [SEVEN_BIT, b"padding to pass the limit\r\n"].concat();
+    let error = conn
+        .send("a@a.test", "big@b.test", &big)
+        .await
+        .expect_err("over the limit");
+    assert!(
+        matches!(&error, SmtpError::Rejected { reply, .. } if reply.code == 552),
+        "{error}"
+    );
+    assert!(error.to_string().contains("[internal]"), "{error}");
+    assert!(
+        !error.is_transient() && error.connection_usable(),
+        "{error}"
+    );
+    conn.send("a@a.test", "small@b.test", b"Subject: s\r\n\r\nhi\r\n")
+        .await
+        .expect("a small message still goes");
+    conn.quit().await;
+    let received = sink.wait_for_messages(1, Duration::from_secs(5)).await;
+    assert_eq!(received.len(), 1);
+    let mails = sink.sessions()[0]
+        .commands
+        .iter()
+        .filter(|c| c.starts_with("MAIL"))
+        .count();
+    assert_eq!(mails, 1, "the big message never reached MAIL FROM");
 }

@@ -204,7 +204,7 @@ impl Prepared {
                 .map_err(|e| format!("header {name}: {}", e.message))?;
             headers.push((name.clone(), value));
         }
-        let body = |f: &Option<Field>| optional(f).map(|part| part.map(canonical_crlf));
+        let body = |f: &Option<Field>| optional(f).map(|part| part.map(without_bare_cr));
         Ok(Rendered {
             from_email: render(&self.from_email)?,
             from_name: optional(&self.from_name)?,
@@ -219,21 +219,32 @@ impl Prepared {
     }
 }
 
-/// A body with every line break as CRLF, the canonical form MIME encodes (RFC 2045, section
+/// A rendered body with a bare CR made a line break. Some receivers read a bare CR as a line
+/// end: data holding `CR . CR LF` could otherwise end the message early on such a server and
+/// smuggle commands after it. A preview shows the result, so other line ends stay as they are.
+pub(super) fn without_bare_cr(text: String) -> String {
+    let bytes = text.as_bytes();
+    let bare = memchr::memchr_iter(b'\r', bytes).any(|i| bytes.get(i + 1) != Some(&b'\n'));
+    if bare {
+        crlf(&text)
+    } else {
+        text
+    }
+}
+
+/// The text with every line break as CRLF, the canonical form MIME encodes (RFC 2045, section
 /// 6.8): the builder completes a bare LF in a quoted-printable part but base64-encodes the bytes
-/// as they are, and leaves a bare CR, which some receivers read as a line end: data holding
-/// `CR . CR LF` could otherwise end the message early on such a server and smuggle commands
-/// after it.
-pub(super) fn canonical_crlf(text: String) -> String {
+/// as they are.
+pub(super) fn canonical_crlf(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let canonical = memchr::memchr2_iter(b'\r', b'\n', bytes).all(|i| match bytes[i] {
         b'\r' => bytes.get(i + 1) == Some(&b'\n'),
         _ => i > 0 && bytes[i - 1] == b'\r',
     });
     if canonical {
-        text
+        Cow::Borrowed(text)
     } else {
-        crlf(&text)
+        Cow::Owned(crlf(text))
     }
 }
 
@@ -479,14 +490,15 @@ fn with_parts<'x>(builder: MessageBuilder<'x>, rendered: &'x Rendered) -> Messag
 
 fn alternatives(rendered: &Rendered) -> MimePart<'_> {
     let mut parts = Vec::new();
-    if let Some(text) = &rendered.text {
-        parts.push(MimePart::new("text/plain", text.as_str()));
-    }
-    if let Some(amp) = &rendered.amp_html {
-        parts.push(MimePart::new("text/x-amp-html", amp.as_str()));
-    }
-    if let Some(html) = &rendered.html {
-        parts.push(MimePart::new("text/html", html.as_str()));
+    let texts = [
+        ("text/plain", &rendered.text),
+        ("text/x-amp-html", &rendered.amp_html),
+        ("text/html", &rendered.html),
+    ];
+    for (kind, text) in texts {
+        if let Some(text) = text {
+            parts.push(MimePart::new(kind, BodyPart::Text(canonical_crlf(text))));
+        }
     }
     match parts.len() {
         0 => MimePart::new("text/plain", ""),

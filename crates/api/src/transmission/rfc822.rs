@@ -8,6 +8,7 @@
 //! A rendered part keeps its own header fields but gets a new `Content-Type` (with
 //! `charset=utf-8`, since the body was decoded) and a new `Content-Transfer-Encoding`.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use mail_builder::headers::content_type::ContentType as BuiltContentType;
@@ -251,7 +252,10 @@ impl RawContent {
         let body = part
             .template
             .render(context)
-            .map(canonical_crlf)
+            .map(|text| match canonical_crlf(&text) {
+                Cow::Borrowed(_) => text,
+                Cow::Owned(canonical) => canonical,
+            })
             .map_err(|e| format!("{}: {}", part.name, e.message))?;
         if body.contains('\0') {
             return Err("the content contains a NUL character, which SMTP cannot carry".into());

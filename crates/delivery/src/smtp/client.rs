@@ -1,5 +1,6 @@
 //! One SMTP connection: connect from a chosen local address, greet, negotiate STARTTLS,
-//! PIPELINING and 8BITMIME, then carry messages one after another until the caller closes it.
+//! PIPELINING, 8BITMIME and SIZE, then carry messages one after another until the caller closes
+//! it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -58,6 +59,9 @@ pub struct Connection {
     pipelining: bool,
     /// Whether the server advertised 8BITMIME in its latest EHLO reply.
     eight_bit_mime: bool,
+    /// The SIZE extension (RFC 1870): `None` when not advertised, else the server's fixed
+    /// limit in bytes, 0 meaning none.
+    size: Option<u64>,
     /// False once the server hung up or the dialogue fell out of step (see [`Self::is_open`]).
     open: bool,
     tls: TlsOutcome,
@@ -85,6 +89,7 @@ impl Connection {
             pipelining: false,
             eight_bit_mime: false,
             open: true,
+            size: None,
             tls: TlsOutcome::NotOffered,
             local,
             peer,
@@ -143,6 +148,9 @@ impl Connection {
                     "the server closed the connection after an earlier refusal",
                 ),
             });
+        }
+        if let Some(refusal) = self.over_size_limit(body) {
+            return Err(refusal);
         }
         let result = self.transaction(mail_from, rcpt_to, body).await;
         if let Err(e) = &result {
@@ -224,16 +232,39 @@ impl Connection {
     /// The `MAIL FROM` command, declaring `BODY=8BITMIME` for a body with 8-bit bytes when the
     /// server takes it; a 7-bit body's command carries no parameter.
     fn mail_command(&self, mail_from: &str, body: &[u8]) -> String {
-        if body.is_ascii() {
-            return format!("MAIL FROM:<{mail_from}>\r\n");
+        let mut command = format!("MAIL FROM:<{mail_from}>");
+        if self.size.is_some() {
+            command.push_str(&format!(" SIZE={}", body.len()));
         }
-        if self.eight_bit_mime {
-            return format!("MAIL FROM:<{mail_from}> BODY=8BITMIME\r\n");
+        if !body.is_ascii() {
+            if self.eight_bit_mime {
+                command.push_str(" BODY=8BITMIME");
+            } else {
+                // Without 8BITMIME the body goes as it is, since most servers take 8-bit bytes
+                // anyway; downgrading it to 7 bits would mean re-encoding MIME parts after DKIM
+                // signed them.
+                tracing::debug!(peer = %self.peer, "8-bit body sent to a server without 8BITMIME");
+            }
         }
-        // Without 8BITMIME the body goes as it is, since most servers take 8-bit bytes anyway;
-        // downgrading it to 7 bits would mean re-encoding MIME parts after DKIM signed them.
-        tracing::debug!(peer = %self.peer, "8-bit body sent to a server without 8BITMIME");
-        format!("MAIL FROM:<{mail_from}>\r\n")
+        command.push_str("\r\n");
+        command
+    }
+
+    /// The refusal the server would give a message over the fixed limit it advertised, made
+    /// here so the message is not sent only to be refused after its last byte.
+    fn over_size_limit(&self, body: &[u8]) -> Option<SmtpError> {
+        let limit = self.size.filter(|limit| *limit > 0)?;
+        let size = body.len() as u64;
+        (size > limit).then(|| SmtpError::Rejected {
+            phase: Phase::MailFrom,
+            reply: Reply {
+                code: 552,
+                lines: vec![format!(
+                    "5.3.4 [internal] message of {size} bytes is over the server's fixed \
+                     limit of {limit} bytes (SIZE)"
+                )],
+            },
+        })
     }
 
     async fn ehlo(&mut self) -> Result<Reply, SmtpError> {
@@ -279,6 +310,11 @@ impl Connection {
     fn learn(&mut self, capabilities: &Reply) {
         self.pipelining = capabilities.advertises("PIPELINING");
         self.eight_bit_mime = capabilities.advertises("8BITMIME");
+        // A limit that is not a number is read as none: the server still refuses what it must.
+        self.size = capabilities
+            .advertises("SIZE")
+            .then(|| capabilities.parameter("SIZE").and_then(|n| n.parse().ok()))
+            .map(|limit| limit.unwrap_or(0));
     }
 
     async fn reset(&mut self) -> Result<(), SmtpError> {

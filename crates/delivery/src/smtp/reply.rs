@@ -49,6 +49,18 @@ impl Reply {
         })
     }
 
+    /// The first parameter an EHLO reply gives an extension, such as `35882577` in
+    /// `SIZE 35882577`; `None` when the extension is not advertised or has no parameter.
+    pub fn parameter(&self, keyword: &str) -> Option<&str> {
+        self.lines.iter().skip(1).find_map(|line| {
+            let mut words = line.split_whitespace();
+            words
+                .next()
+                .filter(|word| word.eq_ignore_ascii_case(keyword))
+                .and_then(|_| words.next())
+        })
+    }
+
     /// The reply as one line, the form kept in events: `550 5.1.1 no such user`, with the
     /// lines of a multi-line reply joined by spaces.
     pub fn one_line(&self) -> String {
