@@ -581,10 +581,14 @@ pub(super) mod tests {
         base64::engine::general_purpose::STANDARD.encode(data)
     }
 
-    fn built(content: Value) -> Vec<u8> {
+    /// Inline content, checked and compiled with substitutions on.
+    fn prepared(content: Value) -> Prepared {
         let content = serde_json::from_value(content).expect("a content object");
-        let prepared =
-            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles")
+    }
+
+    fn built(content: Value) -> Vec<u8> {
+        let prepared = prepared(content);
         let rendered =
             with_context(json!({"name": "Ann"}), |c| prepared.render(c)).expect("renders");
         let addressing = Addressing {
@@ -649,13 +653,10 @@ pub(super) mod tests {
 
     #[test]
     fn data_can_leave_out_an_optional_address_header() {
-        let content = serde_json::from_value(json!({
+        let prepared = prepared(json!({
             "from": "shop@sender.test", "subject": "s", "text": "t",
             "reply_to": "{{help}}", "headers": {"Cc": "{{copy}}"},
-        }))
-        .expect("a content object");
-        let prepared =
-            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        }));
         let build = |data| {
             let rendered = with_context(data, |c| prepared.render(c)).expect("renders");
             let built = build_mime(&rendered, &addressing()).expect("builds");
@@ -703,13 +704,10 @@ pub(super) mod tests {
 
     #[test]
     fn no_built_line_is_longer_than_smtp_allows() {
-        let content = serde_json::from_value(json!({
+        let prepared = prepared(json!({
             "from": "shop@sender.test", "subject": "{{token}}", "text": "t",
             "headers": {"X-Token": "{{token}}", "X-Words": "{{words}}"},
-        }))
-        .expect("a content object");
-        let prepared =
-            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        }));
         let data = json!({"token": "x".repeat(1200), "words": "word ".repeat(400)});
         let built = with_context(data, |c| {
             Compiled::Inline(Box::new(prepared)).build(c, &addressing())
@@ -724,13 +722,10 @@ pub(super) mod tests {
 
     #[test]
     fn data_cannot_leave_a_bare_carriage_return_in_a_body() {
-        let content = serde_json::from_value(json!({
+        let prepared = prepared(json!({
             "from": "shop@sender.test", "subject": "s", "text": "a {{{v}}} end",
             "html": "<p>{{v}}</p>",
-        }))
-        .expect("a content object");
-        let prepared =
-            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        }));
         let data = json!({"v": "x\r.\r\nMAIL FROM:<e@x.test>\r\n1\r2\n3"});
         let built = with_context(data, |c| {
             Compiled::Inline(Box::new(prepared)).build(c, &addressing())
@@ -801,11 +796,7 @@ pub(super) mod tests {
             json!({"email": "{{sender}}", "name": "Shop"}),
             json!("Shop <{{sender}}>"),
         ] {
-            let content =
-                serde_json::from_value(json!({"from": from, "subject": "s", "text": "t"}))
-                    .expect("a content object");
-            let prepared =
-                Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+            let prepared = prepared(json!({"from": from, "subject": "s", "text": "t"}));
             let rendered = with_context(json!({"sender": "shop@sender.test"}), |c| {
                 prepared.render(c)
             });
@@ -817,12 +808,9 @@ pub(super) mod tests {
                 (Some("Shop"), Some("shop@sender.test"))
             );
         }
-        let content = serde_json::from_value(json!({
+        let prepared = prepared(json!({
             "from": {"email": "{{sender}}", "name": "Shop"}, "subject": "s", "text": "t",
-        }))
-        .expect("a content object");
-        let prepared =
-            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        }));
         for bad in [
             "",
             "not-an-address",
@@ -837,14 +825,11 @@ pub(super) mod tests {
 
     #[test]
     fn attachments_count_toward_the_rendered_size() {
-        let content = serde_json::from_value(json!({
+        let prepared = prepared(json!({
             "from": "shop@sender.test", "subject": "s", "text": "{{{big}}}",
             "attachments": [{"name": "a.bin", "type": "application/octet-stream",
                              "data": b64(&vec![0u8; 12_000_000])}],
-        }))
-        .expect("a content object");
-        let prepared =
-            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        }));
         let data = json!({"big": "x".repeat(9_000_000)});
         let rendered = with_context(data, |c| prepared.render(c)).expect("renders");
         let error = build_mime(&rendered, &addressing()).expect_err("too big");
@@ -878,15 +863,12 @@ pub(super) mod tests {
 
     #[test]
     fn rendered_headers_count_toward_the_limits() {
-        let content = serde_json::from_value(json!({
+        let single = prepared(json!({
             "from": "shop@sender.test", "subject": "{{{s}}}", "text": "t",
             "headers": {"X-A": "{{{a}}}", "X-B": "{{{b}}}"},
-        }))
-        .expect("a content object");
-        let prepared =
-            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
+        }));
         let build = |data| {
-            let rendered = with_context(data, |c| prepared.render(c)).expect("renders");
+            let rendered = with_context(data, |c| single.render(c)).expect("renders");
             build_mime(&rendered, &addressing())
         };
         let one = "x".repeat(MAX_HEADER + 1);
@@ -902,13 +884,10 @@ pub(super) mod tests {
             data.insert(format!("h{i}"), "x".repeat(MAX_HEADER).into());
             headers.insert(format!("X-H{i}"), format!("{{{{{{h{i}}}}}}}").into());
         }
-        let content = serde_json::from_value(json!({
+        let many = prepared(json!({
             "from": "shop@sender.test", "subject": "s", "text": "t", "headers": headers,
-        }))
-        .expect("a content object");
-        let prepared =
-            Prepared::compile(inline_content(content).expect("valid"), true).expect("compiles");
-        let rendered = with_context(data.into(), |c| prepared.render(c)).expect("renders");
+        }));
+        let rendered = with_context(data.into(), |c| many.render(c)).expect("renders");
         let error = build_mime(&rendered, &addressing()).expect_err("too big in all");
         assert!(error.contains("content and headers"), "{error}");
     }
