@@ -200,3 +200,56 @@ async fn a_transmission_too_slow_to_generate_is_refused_whole() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(sink.messages().is_empty(), "nothing was queued");
 }
+
+/// node-sparkpost makes a cc copy's `header_to` every primary recipient, joined with commas,
+/// and both client libraries put the `CC` header beside a stored template's id.
+#[tokio::test]
+async fn cc_copies_show_every_primary_recipient_and_work_with_stored_templates() {
+    let sink = sink().await;
+    let server = Server::start("cc-copies", &fast_config(&hop(sink.addr()))).await;
+    let template = json!({"id": "note", "name": "note", "published": true,
+        "content": {"from": "shop@sender.test", "subject": "Hi {{address.name}}", "text": "t"}});
+    assert_eq!(server.post("/templates", &template).await.0, 200);
+    let copy = json!({"email": "cc@example.test", "header_to": "\"Ann\" <ann@example.test>, bob@example.test"});
+    for (content, copies) in [
+        (
+            json!({"from": "shop@sender.test", "subject": "s", "text": "t"}),
+            "inline",
+        ),
+        (json!({"template_id": "note"}), "template"),
+    ] {
+        let mut content = content;
+        content["headers"] = json!({"CC": "cc@example.test"});
+        let request = json!({
+            "campaign_id": copies,
+            "recipients": [
+                {"address": {"email": "ann@example.test", "name": "Ann"}},
+                {"address": "bob@example.test"},
+                {"address": copy},
+            ],
+            "content": content,
+        });
+        let (status, answer) = server.post("/transmissions", &request).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["results"]["total_accepted_recipients"], 3,
+            "{answer}"
+        );
+        let received = sink.wait_for_messages(3, WAIT).await;
+        let cc = received
+            .iter()
+            .find(|m| m.rcpt_to == ["cc@example.test"])
+            .unwrap_or_else(|| panic!("no copy for the cc ({copies})"));
+        assert_eq!(
+            cc.header("To").as_deref(),
+            Some("\"Ann\" <ann@example.test>, <bob@example.test>"),
+            "{copies}"
+        );
+        assert_eq!(
+            cc.header("CC").as_deref(),
+            Some("cc@example.test"),
+            "{copies}"
+        );
+        sink.drain_messages();
+    }
+}

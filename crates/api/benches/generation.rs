@@ -77,7 +77,8 @@ fn one(content: &Compiled, data: &Map<String, Value>, keyring: &Keyring) -> usiz
             email: "ann@example.test".into(),
             name: Some("Ann".into()),
             header_to: None,
-        },
+        }
+        .shown_in_to(),
     };
     match generation::generate(content, &context, &addressing, keyring) {
         Ok(generated) => generated.body.len(),

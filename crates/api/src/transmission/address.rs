@@ -38,7 +38,8 @@ impl Address {
                 }
                 address.header_to = text("header_to");
                 if let Some(header_to) = &address.header_to {
-                    parse_mailbox(header_to).map_err(|e| format!("address.header_to: {e}"))?;
+                    // Client libraries name every primary recipient here for a cc or bcc copy.
+                    address_list("To", header_to).map_err(|e| format!("address.header_to: {e}"))?;
                 }
                 Ok(address)
             }
@@ -53,12 +54,13 @@ impl Address {
             .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
     }
 
-    /// The mailbox the `To:` header shows: `header_to` for a copy, otherwise this address.
-    pub fn shown_in_to(&self) -> Address {
+    /// What the `To:` header shows: `header_to` for a copy (one address or a list), otherwise
+    /// this address.
+    pub fn shown_in_to(&self) -> BuiltAddress<'static> {
         self.header_to
             .as_deref()
-            .and_then(|h| parse_mailbox(h).ok())
-            .unwrap_or_else(|| self.clone())
+            .and_then(|h| address_list("To", h).ok())
+            .unwrap_or_else(|| BuiltAddress::new_address(self.name.clone(), self.email.clone()))
     }
 }
 
@@ -244,8 +246,16 @@ mod tests {
             Address::from_json(&json!({"email":"c@B.test","name":"C","header_to":"a@b.test"}))
                 .expect("object");
         assert_eq!(object.domain(), "b.test");
-        assert_eq!(object.shown_in_to().email, "a@b.test");
-        assert_eq!(named.shown_in_to(), named);
+        let shown = |a: &Address| {
+            let mut out = Vec::new();
+            mail_builder::headers::Header::write_header(&a.shown_in_to(), &mut out, 4);
+            String::from_utf8(out).expect("ASCII")
+        };
+        assert_eq!(shown(&object), "<a@b.test>\r\n");
+        assert_eq!(shown(&named), "\"Ann Lee\" <ann@b.test>\r\n");
+        let copy = json!({"email": "c@b.test", "header_to": "\"Ann\" <a@b.test>, d@b.test"});
+        let copy = Address::from_json(&copy).expect("a copy shown to two");
+        assert_eq!(shown(&copy), "\"Ann\" <a@b.test>, <d@b.test>\r\n");
     }
 
     #[test]

@@ -59,13 +59,12 @@ pub(crate) fn inline_content(content: Content) -> Result<InlineContent, ApiError
 
 /// Checks that raw MIME content or a stored template, given in `content.{field}`, comes alone:
 /// the message or the template holds its own headers and parts, so inline fields beside it would
-/// be silently lost.
+/// be silently lost. A stored template may come with `headers`, which are added to its own, as
+/// client libraries put a cc copy's `CC` header there.
 pub(crate) fn alone(field: &str, content: &Content) -> Result<(), ApiError> {
     let raw = content.email_rfc822.is_some() && field != "email_rfc822";
-    match raw
-        .then_some("email_rfc822")
-        .or_else(|| first_inline_field(content))
-    {
+    let beside = inline_fields(content).find(|name| field != "template_id" || *name != "headers");
+    match raw.then_some("email_rfc822").or(beside) {
         Some(name) => Err(ApiError::invalid(format!(
             "content.{field} cannot be combined with content.{name}"
         ))),
@@ -75,6 +74,11 @@ pub(crate) fn alone(field: &str, content: &Content) -> Result<(), ApiError> {
 
 /// The name of the first inline field given a value other than `null`, if any.
 pub(crate) fn first_inline_field(content: &Content) -> Option<&'static str> {
+    inline_fields(content).next()
+}
+
+/// The names of the inline fields given a value other than `null`.
+fn inline_fields(content: &Content) -> impl Iterator<Item = &'static str> {
     let given = |v: Option<&Value>| v.is_some_and(|v| !v.is_null());
     let fields = [
         ("from", given(content.from.as_ref())),
@@ -92,9 +96,9 @@ pub(crate) fn first_inline_field(content: &Content) -> Option<&'static str> {
         ("inline_images", given(content.inline_images.as_ref())),
     ];
     fields
-        .iter()
-        .find(|(_, present)| *present)
-        .map(|(name, _)| *name)
+        .into_iter()
+        .filter(|(_, present)| *present)
+        .map(|(name, _)| name)
 }
 
 /// The address and display name of `from`: `"a@b"`, `"Name <a@b>"` or `{email, name}`.
@@ -194,7 +198,9 @@ pub(super) fn repeated_single_instance<'a>(
     None
 }
 
-fn custom_headers(headers: Option<Map<String, Value>>) -> Result<Vec<(String, String)>, ApiError> {
+pub(super) fn custom_headers(
+    headers: Option<Map<String, Value>>,
+) -> Result<Vec<(String, String)>, ApiError> {
     let headers = headers.unwrap_or_default();
     if let Some(name) = repeated_single_instance(headers.keys().map(String::as_str)) {
         return Err(ApiError::invalid(format!(

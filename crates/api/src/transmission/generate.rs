@@ -49,6 +49,29 @@ pub struct Built {
 }
 
 impl Compiled {
+    /// A stored template's content with a transmission's `content.headers` added: a field the
+    /// template sets too takes the transmission's value. A raw template holds its header block
+    /// as written, so it takes none.
+    pub fn with_headers(self, headers: Vec<(String, String)>) -> Result<Compiled, ApiError> {
+        if headers.is_empty() {
+            return Ok(self);
+        }
+        let Compiled::Inline(mut prepared) = self else {
+            return Err(ApiError::invalid(
+                "content.headers cannot be added to a template stored as email_rfc822",
+            ));
+        };
+        if let Some((_, cc)) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("cc")) {
+            prepared.cc = Some(cc.clone());
+        }
+        let added = compile_headers(headers)?;
+        prepared
+            .headers
+            .retain(|(name, _)| !added.iter().any(|(a, _)| a.eq_ignore_ascii_case(name)));
+        prepared.headers.extend(added);
+        Ok(Compiled::Inline(prepared))
+    }
+
     /// Renders and builds the message for one recipient; the error is the generation failure's
     /// reason.
     pub fn build(
@@ -305,8 +328,8 @@ pub(super) fn syntax_error(part: &str, line: u32, message: &str) -> ApiError {
 pub struct Addressing<'a> {
     /// Sluice's message id, used in the `Message-ID` header.
     pub message_id: &'a str,
-    /// The mailbox shown in the `To:` header.
-    pub to: super::address::Address,
+    /// What the `To:` header shows: the recipient, or for a copy its `header_to`.
+    pub to: mail_builder::headers::address::Address<'static>,
 }
 
 /// Refuses a rendered header value with a line break or another control character but tab:
@@ -419,10 +442,7 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
     };
     let mut builder = MessageBuilder::new()
         .from(from)
-        .to(mail_builder::headers::address::Address::new_address(
-            addressing.to.name.as_deref(),
-            addressing.to.email.as_str(),
-        ))
+        .to(addressing.to.clone())
         .header("Subject", header_value("Subject", &rendered.subject))
         .message_id(format!("{}@{}", addressing.message_id, domain));
     if let Some(reply_to) = rendered.reply_to.as_deref().filter(|r| !is_blank(r)) {
@@ -593,7 +613,9 @@ pub(super) mod tests {
             with_context(json!({"name": "Ann"}), |c| prepared.render(c)).expect("renders");
         let addressing = Addressing {
             message_id: "m1",
-            to: Address::from_json(&json!("ann@example.test")).expect("address"),
+            to: Address::from_json(&json!("ann@example.test"))
+                .expect("address")
+                .shown_in_to(),
         };
         build_mime(&rendered, &addressing).expect("builds")
     }
@@ -840,7 +862,9 @@ pub(super) mod tests {
     fn addressing() -> Addressing<'static> {
         Addressing {
             message_id: "m1",
-            to: Address::from_json(&json!("ann@example.test")).expect("address"),
+            to: Address::from_json(&json!("ann@example.test"))
+                .expect("address")
+                .shown_in_to(),
         }
     }
 

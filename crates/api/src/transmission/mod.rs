@@ -278,7 +278,9 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
             let draft = content.use_draft_template.unwrap_or(false);
             let stored = templates::render::for_transmission(state, &template_id, draft)?;
             apply_template_options(&mut options, &stored.options);
-            (stored.content, Some((template_id, stored.version)))
+            let headers = content::custom_headers(content.headers)?;
+            let compiled = stored.content.with_headers(headers)?;
+            (compiled, Some((template_id, stored.version)))
         }
         None => (compile_content(content, &options)?, None),
     };

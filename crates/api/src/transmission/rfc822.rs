@@ -782,7 +782,8 @@ mod tests {
         Addressing {
             message_id: "m1",
             to: crate::transmission::address::Address::from_json(&json!("ann@example.test"))
-                .expect("an address"),
+                .expect("an address")
+                .shown_in_to(),
         }
     }
 
