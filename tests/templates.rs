@@ -400,3 +400,18 @@ async fn a_raw_template_beside_other_content_is_refused_and_the_previewer_render
         "an encoded subject: {preview}"
     );
 }
+
+/// A preview has no recipient, so names such as `address` come from the preview's data, as in
+/// SparkPost's examples.
+#[tokio::test]
+async fn a_preview_reads_recipient_names_from_its_data() {
+    let server = Server::start("templates-preview-address", "").await;
+    let body = json!({
+        "substitution_data": {"address": {"street": "Howard Street", "state": "MD"}, "email_id": "a@b.test"},
+        "content": {"from": "a@sender.test", "subject": "s",
+            "text": "{{address.street}} {{if address.state == 'MD'}}in MD{{end}} {{email_id}}"}
+    });
+    let (status, preview) = server.post("/utils/content-previewer", &body).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["results"]["text"], "Howard Street in MD a@b.test");
+}

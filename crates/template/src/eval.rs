@@ -209,7 +209,12 @@ impl<'c, 'd> Renderer<'c, 'd> {
             Expr::Num(n) => Value::Num(*n),
             Expr::Str(s) => Value::Str(Cow::Borrowed(s)),
             Expr::Var(name) => self.lookup(name),
-            Expr::Builtin(name) => Value::from_option(self.ctx.builtins.get(*name)),
+            // A built-in the context does not provide, as a preview without a recipient does
+            // not, is read from the data like any name.
+            Expr::Builtin(name) => match self.ctx.builtins.get(*name) {
+                Some(value) => Value::from_json(value),
+                None => self.lookup(name),
+            },
             Expr::DynamicRoot(name) => {
                 Value::from_option(self.ctx.dynamic.and_then(|map| map.get(*name)))
             }
@@ -324,11 +329,11 @@ mod tests {
     }
 
     #[test]
-    fn builtins_ignore_the_data_layers() {
-        let layers = [json!({"email": "spoofed", "email_id": "spoofed"})];
+    fn builtins_ignore_the_data_layers_unless_the_context_lacks_them() {
+        let layers = [json!({"email": "spoofed", "return_path": "from data"})];
         assert_eq!(
-            render_with("{{email}}|{{email_id}}", &layers).expect("renders"),
-            "b@x.test|"
+            render_with("{{email}}|{{return_path}}", &layers).expect("renders"),
+            "b@x.test|from data"
         );
     }
 

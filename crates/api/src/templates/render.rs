@@ -11,9 +11,7 @@ use crate::error::ApiError;
 use crate::snippets::SnippetStore;
 use crate::state::AppState;
 use crate::transmission::content::inline_content;
-use crate::transmission::generate::{
-    builtins, check_headers, Compiled, InlineContent, Prepared, Rendered,
-};
+use crate::transmission::generate::{check_headers, Compiled, InlineContent, Prepared, Rendered};
 use crate::transmission::request::Content;
 use crate::transmission::rfc822::RawContent;
 
@@ -43,8 +41,9 @@ pub fn compile(content: &TemplateContent) -> Result<Compiled, ApiError> {
     }
 }
 
-/// Renders content with preview data: `substitution_data` is the only data layer, and the
-/// recipient's built-in variables are empty since there is no recipient. Snippets come from the
+/// Renders content with preview data: `substitution_data` is the only data layer, and since
+/// there is no recipient, the recipient's built-in variables (`address`, `email`, ...) are read
+/// from it, as SparkPost's own examples of `address.street` expect. Snippets come from the
 /// store, as they would for a send. Inline content answers its rendered fields; a raw message
 /// answers `{"email_rfc822": …}`, the whole message rendered.
 pub fn preview(
@@ -52,7 +51,7 @@ pub fn preview(
     data: &Map<String, Value>,
     snippets: &SnippetStore,
 ) -> Result<Value, ApiError> {
-    let builtins = builtins("", None, "");
+    let builtins = Map::new();
     let context = Context {
         layers: vec![data],
         builtins: &builtins,

@@ -568,6 +568,7 @@ pub fn builtins(email: &str, name: Option<&str>, return_path: &str) -> Map<Strin
     let mut out = Map::new();
     out.insert("address".into(), Value::Object(address));
     out.insert("email".into(), email.into());
+    out.insert("email_id".into(), email.into());
     out.insert("env_from".into(), return_path.into());
     out.insert("return_path".into(), return_path.into());
     out
