@@ -237,6 +237,19 @@ async fn a_transmission_naming_a_missing_template_or_version_is_refused() {
         .await;
     assert_eq!(status, 422, "{error}");
     assert_eq!(error["errors"][0]["code"], "1603");
+
+    // With the draft it goes, and the transmission says it used the draft.
+    let (status, sent) = server
+        .post("/transmissions", &send("only-draft", true))
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let id = sent["results"]["id"].as_str().expect("an id");
+    let (_, got) = server.get(&format!("/transmissions/{id}")).await;
+    let content = &got["results"]["transmission"]["content"];
+    assert_eq!(
+        content,
+        &json!({"template_id": "only-draft", "use_draft_template": true})
+    );
 }
 
 #[tokio::test]

@@ -60,6 +60,8 @@ struct Transmission {
     content: Compiled,
     /// The stored template's id and version, when the content came from one.
     template: Option<(String, String)>,
+    /// Whether that version is the template's draft.
+    use_draft: bool,
 }
 
 /// Creates a transmission.
@@ -272,11 +274,11 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
         address::check_email(return_path)
             .map_err(|e| ApiError::invalid(format!("return_path: {e}")))?;
     }
+    let use_draft = content.use_draft_template.unwrap_or(false);
     let (compiled, template) = match content.template_id.clone() {
         Some(template_id) => {
             content::alone("template_id", &content)?;
-            let draft = content.use_draft_template.unwrap_or(false);
-            let stored = templates::render::for_transmission(state, &template_id, draft)?;
+            let stored = templates::render::for_transmission(state, &template_id, use_draft)?;
             apply_template_options(&mut options, &stored.options);
             let headers = content::custom_headers(content.headers)?;
             let compiled = stored.content.with_headers(headers)?;
@@ -297,6 +299,7 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
         due_ms,
         scheduled,
         content: compiled,
+        use_draft: use_draft && template.is_some(),
         template,
     })
 }

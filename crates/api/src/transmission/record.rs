@@ -26,7 +26,7 @@ pub(super) fn summary(t: &Transmission, accepted: usize, rejected: usize) -> Val
         "description": t.description,
         "state": "Success",
         "campaign_id": t.campaign_id,
-        "content": {"template_id": template_id, "use_draft_template": false},
+        "content": {"template_id": template_id, "use_draft_template": t.use_draft},
         "num_rcpts": accepted + rejected,
         "num_generated": accepted,
         "num_failed_gen": rejected,
