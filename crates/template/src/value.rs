@@ -191,8 +191,9 @@ fn write_number(out: &mut String, n: f64, escape: Escape) {
     if !n.is_finite() {
         return;
     }
-    // Adding 0.0 turns -0 into 0 so it never renders as "-0".
-    let n = n + 0.0;
+    // Rounded to 14 significant digits, as Lua prints numbers, so arithmetic shows `3.3`, not
+    // the binary fraction's `3.3000000000000003`. Adding 0.0 turns -0 into 0.
+    let n = format!("{n:.13e}").parse::<f64>().unwrap_or(n) + 0.0;
     let mut writer = EscapingWriter { out, escape };
     // Display for f64 already omits ".0" on integral values and never uses exponents.
     let _ = write!(writer, "{n}");
@@ -207,6 +208,21 @@ mod tests {
         let mut out = String::new();
         value.write(&mut out, Escape::Raw);
         out
+    }
+
+    #[test]
+    fn numbers_print_to_14_significant_digits_as_in_lua() {
+        for (n, shown) in [
+            (1.1 * 3.0, "3.3"),
+            (0.1 + 0.2, "0.3"),
+            (0.07 * 100.0, "7"),
+            (5.0, "5"),
+            (-0.0, "0"),
+            (2.5e-3, "0.0025"),
+            (123456789.125, "123456789.125"),
+        ] {
+            assert_eq!(rendered(&Value::Num(n)), shown, "{n}");
+        }
     }
 
     #[test]
