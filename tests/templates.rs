@@ -428,3 +428,30 @@ async fn a_preview_reads_recipient_names_from_its_data() {
     assert_eq!(status, 200, "{preview}");
     assert_eq!(preview["results"]["text"], "Howard Street in MD a@b.test");
 }
+
+/// Names need not be unique: an id derived from one is numbered when taken, while an id given
+/// is refused when taken.
+#[tokio::test]
+async fn ids_derived_from_names_are_made_unique() {
+    let server = Server::start("templates-derived-ids", "").await;
+    let content = json!({"from": "a@sender.test", "subject": "s", "text": "t"});
+    let mut ids = Vec::new();
+    for name in ["Summer Sale", "Summer Sale", "Summer-Sale", "夏のセール"] {
+        let (status, created) = server
+            .post("/templates", &json!({"name": name, "content": content}))
+            .await;
+        assert_eq!(status, 200, "{created}");
+        ids.push(
+            created["results"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        ids,
+        ["summer-sale", "summer-sale-2", "summer-sale-3", "template"]
+    );
+    let given = json!({"id": "summer-sale", "name": "Again", "content": content});
+    assert_eq!(server.post("/templates", &given).await.0, 409);
+}

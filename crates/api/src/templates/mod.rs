@@ -59,12 +59,37 @@ pub async fn create(
     caller.require("templates/modify")?;
     state.store.check()?;
     let body: TemplateBody = parse_body(&body)?;
-    let template = write::new_template(&body, now_ms())?;
-    state.templates.create(&template)?;
+    let mut template = write::new_template(&body, now_ms())?;
+    let derived = body.id.as_deref().is_none_or(str::is_empty);
+    create_unique(&state, &mut template, derived)?;
     state.store.durable().await?;
     tracing::info!(template_id = %template.id, "template created");
     Ok(Json(json!({ "results": { "id": template.id } })))
 }
+
+/// Stores a new template. An id derived from the name is made unique with a number, as names
+/// need not be (`summer-sale`, `summer-sale-2`, ...); an id the caller gave is 409 when taken.
+fn create_unique(
+    state: &AppState,
+    template: &mut StoredTemplate,
+    derived: bool,
+) -> Result<(), ApiError> {
+    let base = template.id.clone();
+    for n in 2.. {
+        match state.templates.create(template) {
+            Err(TemplateStoreError::Exists(_)) if derived && n <= MAX_DERIVED => {
+                let suffix = format!("-{n}");
+                let keep = base.len().min(MAX_ID - suffix.len());
+                template.id = format!("{}{suffix}", &base[..keep]);
+            }
+            result => return result.map_err(ApiError::from),
+        }
+    }
+    Ok(())
+}
+
+/// How many templates may share a name before creating another needs an id.
+const MAX_DERIVED: u32 = 1000;
 
 /// `GET /templates/{id}?draft=`: one version with the template's fields.
 pub async fn get(

@@ -206,7 +206,8 @@ fn decode(bytes: &[u8]) -> Option<StoredTemplate> {
 /// The id SparkPost derives from a name: lower-cased, every character that is not an ASCII
 /// letter or digit replaced by `-`, cut to the 64-byte id limit.
 pub fn id_from_name(name: &str) -> String {
-    name.chars()
+    let id: String = name
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
@@ -215,7 +216,13 @@ pub fn id_from_name(name: &str) -> String {
             }
         })
         .take(super::MAX_ID)
-        .collect()
+        .collect();
+    // A name without a letter or digit of ASCII, such as one in another script, gives no id.
+    if id.bytes().any(|b| b.is_ascii_alphanumeric()) {
+        id
+    } else {
+        "template".into()
+    }
 }
 
 #[cfg(test)]
