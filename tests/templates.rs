@@ -37,7 +37,9 @@ async fn templates_are_created_read_updated_published_previewed_listed_and_delet
     let (status, created) = server.post("/templates", &body).await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["results"]["id"], "spring-sale");
-    let (status, again) = server.post("/templates", &body).await;
+    let mut same_id = body.clone();
+    same_id["id"] = "spring-sale".into();
+    let (status, again) = server.post("/templates", &same_id).await;
     assert_eq!(status, 409, "a second create with the same id: {again}");
     assert_eq!(again["errors"][0]["code"], "1602", "{again}");
 
@@ -454,4 +456,46 @@ async fn ids_derived_from_names_are_made_unique() {
     );
     let given = json!({"id": "summer-sale", "name": "Again", "content": content});
     assert_eq!(server.post("/templates", &given).await.0, 409);
+}
+
+/// Without `draft`, a read is of the version written last: the published one when it was
+/// overwritten after the draft was.
+#[tokio::test]
+async fn reads_without_draft_give_the_version_written_last() {
+    let server = Server::start("templates-most-recent", "").await;
+    let content = |s: &str| json!({"from": "a@sender.test", "subject": s, "text": s});
+    let body = json!({"id": "t", "name": "t", "published": true, "content": content("p1")});
+    assert_eq!(server.post("/templates", &body).await.0, 200);
+    assert_eq!(
+        server
+            .put("/templates/t", &json!({"content": content("d1")}))
+            .await
+            .0,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let overwrite = json!({"content": content("p2")});
+    assert_eq!(
+        server
+            .put("/templates/t?update_published=true", &overwrite)
+            .await
+            .0,
+        200
+    );
+
+    let (_, got) = server.get("/templates/t").await;
+    assert_eq!(got["results"]["content"]["subject"], "p2", "{got}");
+    assert_eq!(got["results"]["published"], true, "{got}");
+    let (_, draft) = server.get("/templates/t?draft=true").await;
+    assert_eq!(draft["results"]["content"]["subject"], "d1", "{draft}");
+    for (query, published) in [("", true), ("?draft=false", true), ("?draft=true", false)] {
+        let (_, list) = server.get(&format!("/templates{query}")).await;
+        let entry = &list["results"][0];
+        assert_eq!(entry["published"], published, "{query}: {entry}");
+        let version = if published { &got } else { &draft };
+        assert_eq!(
+            entry["last_update_time"], version["results"]["last_update_time"],
+            "{query}: {entry}"
+        );
+    }
 }

@@ -101,9 +101,7 @@ pub async fn get(
     caller.require("templates/view")?;
     let template = load(&state, &id)?;
     let version = chosen(&template, query.draft)?;
-    let mut results = summary(&template);
-    results["published"] = Value::Bool(is_published(&template, version));
-    results["last_update_time"] = iso8601_ms(version.updated_ms).into();
+    let mut results = summary(&template, version);
     results["options"] = json!(version.options);
     results["content"] = json!(version.content);
     Ok(Json(json!({ "results": results })))
@@ -160,8 +158,7 @@ pub async fn list(
         .templates
         .list()?
         .iter()
-        .filter(|t| t.version(query.draft).is_some())
-        .map(summary)
+        .filter_map(|t| t.version(query.draft).map(|v| summary(t, v)))
         .collect();
     Ok(Json(json!({ "results": results })))
 }
@@ -237,16 +234,17 @@ fn is_published(template: &StoredTemplate, version: &Version) -> bool {
         .is_some_and(|p| std::ptr::eq(p, version))
 }
 
-/// The fields every listing shows.
-fn summary(template: &StoredTemplate) -> Value {
+/// The fields every listing shows, for one of the template's versions: whether it is the
+/// published one, and when it was written.
+fn summary(template: &StoredTemplate, version: &Version) -> Value {
     json!({
         "id": template.id,
         "name": template.name,
         "description": template.description,
-        "published": template.draft.is_none() && template.published.is_some(),
+        "published": is_published(template, version),
         "has_draft": template.draft.is_some(),
         "has_published": template.published.is_some(),
-        "last_update_time": iso8601_ms(template.updated_ms()),
+        "last_update_time": iso8601_ms(version.updated_ms),
         "last_use": template.last_use_ms.map(iso8601_ms),
         "shared_with_subaccounts": false,
     })

@@ -85,23 +85,19 @@ pub struct StoredTemplate {
 }
 
 impl StoredTemplate {
-    /// The draft when `draft` is true, the published version when false, and the most recent
-    /// one when not asked: the draft if there is one, since publishing consumes it.
+    /// The draft when `draft` is true, the published version when false, and the most recently
+    /// written one when not asked: usually the draft, unless the published version was
+    /// overwritten (`update_published`) since.
     pub fn version(&self, draft: Option<bool>) -> Option<&Version> {
         match draft {
             Some(true) => self.draft.as_ref(),
             Some(false) => self.published.as_ref(),
-            None => self.draft.as_ref().or(self.published.as_ref()),
+            // The most recently written, the draft when both were written at once.
+            None => match (&self.draft, &self.published) {
+                (Some(d), Some(p)) if p.updated_ms > d.updated_ms => Some(p),
+                (draft, published) => draft.as_ref().or(published.as_ref()),
+            },
         }
-    }
-
-    /// When any version was last written.
-    pub fn updated_ms(&self) -> u64 {
-        [&self.draft, &self.published]
-            .iter()
-            .filter_map(|v| v.as_ref().map(|v| v.updated_ms))
-            .max()
-            .unwrap_or(0)
     }
 }
 
