@@ -7,25 +7,32 @@
 
 use crate::lexer::Segment;
 
-/// Narrows the text around every statement tag that is alone on its line.
+/// Narrows the text around every run of statement tags that is alone on its line, such as
+/// `{{end}}` or `{{end}}{{end}}`.
 pub(crate) fn remove_statement_lines(segments: &mut [Segment<'_>]) {
-    for i in 0..segments.len() {
-        if !matches!(segments.get(i), Some(Segment::Tag(tag)) if tag.statement().is_some()) {
+    let is_statement =
+        |s: Option<&Segment<'_>>| matches!(s, Some(Segment::Tag(tag)) if tag.statement().is_some());
+    let mut i = 0;
+    while i < segments.len() {
+        if !is_statement(segments.get(i)) {
+            i += 1;
             continue;
         }
-        let Some(before) = leading_blank(segments, i) else {
-            continue;
-        };
-        let Some(after) = trailing_blank(segments, i) else {
-            continue;
-        };
-        if let Some(Segment::Text(text)) = i.checked_sub(1).and_then(|j| segments.get_mut(j)) {
-            // Clamping keeps start <= end even if a neighbour already narrowed this text.
-            text.end = text.end.min(before).max(text.start);
+        let mut last = i;
+        while is_statement(segments.get(last + 1)) {
+            last += 1;
         }
-        if let Some(Segment::Text(text)) = segments.get_mut(i + 1) {
-            text.start = text.start.max(after).min(text.end);
+        let blank = leading_blank(segments, i).zip(trailing_blank(segments, last));
+        if let Some((before, after)) = blank {
+            if let Some(Segment::Text(text)) = i.checked_sub(1).and_then(|j| segments.get_mut(j)) {
+                // Clamping keeps start <= end even if a neighbour already narrowed this text.
+                text.end = text.end.min(before).max(text.start);
+            }
+            if let Some(Segment::Text(text)) = segments.get_mut(last + 1) {
+                text.start = text.start.max(after).min(text.end);
+            }
         }
+        i = last + 1;
     }
 }
 
@@ -111,5 +118,14 @@ mod tests {
     #[test]
     fn consecutive_statement_lines_all_disappear() {
         assert_eq!(kept("{{if a}}\n{{if b}}\nx\n{{end}}\n{{end}}\n"), "||x\n||");
+    }
+
+    #[test]
+    fn a_line_of_several_statements_disappears() {
+        assert_eq!(
+            kept("A\n{{if a}}{{if b}}\nX\n{{end}}{{end}}\nB"),
+            "A\n||X\n||B"
+        );
+        assert_eq!(kept("A\n{{if a}}{{y}}\nB"), "A\n||\nB");
     }
 }

@@ -228,18 +228,43 @@ impl Prepared {
             headers.push((name.clone(), value));
         }
         let body = |f: &Option<Field>| optional(f).map(|part| part.map(without_bare_cr));
+        let text = body(&self.text)?.map(without_link_attributes);
         Ok(Rendered {
             from_email: render(&self.from_email)?,
             from_name: optional(&self.from_name)?,
             subject: render(&self.subject)?,
             reply_to: optional(&self.reply_to)?,
             headers,
-            text: body(&self.text)?,
+            text,
             html: body(&self.html)?,
             amp_html: body(&self.amp_html)?,
             files: Arc::clone(&self.files),
         })
     }
+}
+
+/// A text part without SparkPost's custom link attributes, `url[[data-msys-clicktrack="0"]]`:
+/// they direct the sender's link handling and are never shown. Click tracking, the feature they
+/// steer, is not built yet, so for now they are only removed.
+pub(super) fn without_link_attributes(text: String) -> String {
+    const OPEN: &[u8] = b"[[data-msys-";
+    let bytes = text.as_bytes();
+    let Some(first) = memchr::memmem::find(bytes, OPEN) else {
+        return text;
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut start = 0;
+    let mut at = Some(first);
+    while let Some(open) = at {
+        let Some(close) = memchr::memmem::find(&bytes[open..], b"]]").map(|c| open + c + 2) else {
+            break;
+        };
+        out.push_str(&text[start..open]);
+        start = close;
+        at = memchr::memmem::find(&bytes[start..], OPEN).map(|o| start + o);
+    }
+    out.push_str(&text[start..]);
+    out
 }
 
 /// A rendered body with a bare CR made a line break. Some receivers read a bare CR as a line
@@ -766,6 +791,26 @@ pub(super) mod tests {
         let parsed = MessageParser::default().parse(bytes).expect("parses");
         let text = parsed.body_text(0).unwrap_or_default();
         assert!(text.starts_with("a x\r\n.\r\nMAIL FROM"), "{text}");
+    }
+
+    #[test]
+    fn custom_link_attributes_are_removed_from_text() {
+        for (text, shown) in [
+            (
+                "Go https://x.test/?a=1[[data-msys-clicktrack=\"0\"]] now",
+                "Go https://x.test/?a=1 now",
+            ),
+            (
+                "http://u.test/[[data-msys-linkname=\"a\"]]\nhttp://v.test/[[data-msys-x=\"b\"]]",
+                "http://u.test/\nhttp://v.test/",
+            ),
+            (
+                "[[not ours]] and [[data-msys-open",
+                "[[not ours]] and [[data-msys-open",
+            ),
+        ] {
+            assert_eq!(without_link_attributes(text.to_string()), shown);
+        }
     }
 
     #[test]
