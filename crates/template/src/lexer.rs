@@ -78,9 +78,16 @@ pub(crate) fn segments(source: &str, part: Part) -> Result<Vec<Segment<'_>>, Com
         .and_then(|s| s.find("{{"))
         .map(|i| i + search)
     {
-        if let Some(region) = verbatim.as_ref().filter(|r| r.start <= open) {
-            search = region.end;
-            verbatim = amp.as_ref().and_then(|a| a.next_region(search));
+        while let Some(passed) = verbatim.as_ref().filter(|r| r.end <= open) {
+            verbatim = amp.as_ref().and_then(|a| a.next_region(passed.end));
+        }
+        let inside = verbatim.as_ref().is_some_and(|r| r.start <= open);
+        if inside && !evaluated_in_amp_mustache(source, open) {
+            // The mail client's own mustache tag: it stays text, braces and all.
+            search = source
+                .get(open..)
+                .and_then(|s| s.find("}}"))
+                .map_or(source.len(), |c| open + c + 2);
             continue;
         }
         let text = source.get(text_start..open).unwrap_or_default();
@@ -89,13 +96,29 @@ pub(crate) fn segments(source: &str, part: Part) -> Result<Vec<Segment<'_>>, Com
         let (tag, end, end_line) = lex_tag(source, open, line)?;
         out.push(Segment::Tag(tag));
         (text_start, search, line) = (end, end, end_line);
-        if verbatim.as_ref().is_some_and(|r| r.start < end) {
+        if !inside && verbatim.as_ref().is_some_and(|r| r.start < end) {
             // The marker sat inside this tag (e.g. in a string literal): look again after it.
             verbatim = amp.as_ref().and_then(|a| a.next_region(end));
         }
     }
     push_text(&mut out, source.get(text_start..).unwrap_or_default());
     Ok(out)
+}
+
+/// Whether the tag at `open`, inside an amp-mustache template, is still this language's, as
+/// SparkPost documents: one naming `sparkpost` or `loop_var`, a brace macro such as
+/// `opening_double_curly()`, or `else` and `end`, which close statements opened outside.
+fn evaluated_in_amp_mustache(source: &str, open: usize) -> bool {
+    let rest = source.get(open..).unwrap_or_default();
+    let body = rest
+        .get(..rest.find("}}").unwrap_or(rest.len()))
+        .unwrap_or_default();
+    let body = body.trim_start_matches('{').trim();
+    body.contains("sparkpost")
+        || body.contains("loop_var")
+        || body.contains("_curly(")
+        || body == "else"
+        || body == "end"
 }
 
 fn push_text<'s>(out: &mut Vec<Segment<'s>>, text: &'s str) {

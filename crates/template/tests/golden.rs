@@ -216,6 +216,35 @@ fn amp_mustache_templates_pass_through_in_amp_parts() {
     assert!(fixture.try_render(source, Part::Html).is_err());
 }
 
+/// What SparkPost still evaluates inside an amp-mustache template: expressions naming
+/// `sparkpost` or `loop_var`, the brace macros, and `else`/`end` closing statements opened
+/// outside it.
+#[test]
+fn some_expressions_are_evaluated_inside_amp_mustache_templates() {
+    let fixture = Fixture::new();
+    let cases = [
+        (
+            "<template type=\"amp-mustache\">{{sparkpost_x or name}}: {{#c}}{{n}}{{/c}}</template>",
+            "<template type=\"amp-mustache\">Ada: {{#c}}{{n}}{{/c}}</template>",
+        ),
+        (
+            "{{each items}}<template type=\"amp-mustache\">{{loop_var.sku}}{{x}}</template>{{end}}",
+            "<template type=\"amp-mustache\">A1{{x}}</template><template type=\"amp-mustache\">B2{{x}}</template>",
+        ),
+        (
+            "<template type=\"amp-mustache\">{{opening_double_curly()}}raw{{closing_double_curly()}}</template>",
+            "<template type=\"amp-mustache\">{{raw}}</template>",
+        ),
+        (
+            "{{if flag}}<template type=\"amp-mustache\">A{{else}}B{{end}}</template>",
+            "B</template>",
+        ),
+    ];
+    for (source, expected) in cases {
+        assert_eq!(fixture.render(source, Part::AmpHtml), expected, "{source}");
+    }
+}
+
 #[test]
 fn conditionals() {
     check(
