@@ -252,6 +252,24 @@ async fn a_transmission_naming_a_missing_template_or_version_is_refused() {
         content,
         &json!({"template_id": "only-draft", "use_draft_template": true})
     );
+
+    // A recipient refused before rendering was never part of the transmission.
+    let mut with_bad = send("only-draft", true);
+    with_bad["recipients"] = json!([{"address": "ann@example.test"}, {"address": "bad"}]);
+    let (_, sent) = server.post("/transmissions", &with_bad).await;
+    assert_eq!(sent["results"]["total_rejected_recipients"], 1, "{sent}");
+    let id = sent["results"]["id"].as_str().expect("an id");
+    let (_, got) = server.get(&format!("/transmissions/{id}")).await;
+    let counts = &got["results"]["transmission"];
+    assert_eq!(
+        (
+            &counts["num_rcpts"],
+            &counts["num_generated"],
+            &counts["num_failed_gen"]
+        ),
+        (&json!(1), &json!(1), &json!(0)),
+        "{got}"
+    );
 }
 
 #[tokio::test]
@@ -453,6 +471,12 @@ async fn ids_derived_from_names_are_made_unique() {
     assert_eq!(
         ids,
         ["summer-sale", "summer-sale-2", "summer-sale-3", "template"]
+    );
+    let (_, shared) = server.get("/templates?shared_with_subaccounts=true").await;
+    assert_eq!(
+        shared["results"],
+        json!([]),
+        "no subaccounts, so nothing is shared"
     );
     let given = json!({"id": "summer-sale", "name": "Again", "content": content});
     assert_eq!(server.post("/templates", &given).await.0, 409);

@@ -44,6 +44,13 @@ pub struct DraftQuery {
     draft: Option<bool>,
 }
 
+/// `?draft=&shared_with_subaccounts=` on lists.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    draft: Option<bool>,
+    shared_with_subaccounts: Option<bool>,
+}
+
 /// `?update_published=` on updates.
 #[derive(Debug, Default, Deserialize)]
 pub struct UpdateQuery {
@@ -151,13 +158,15 @@ pub async fn delete(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<DraftQuery>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require("templates/view")?;
     let results: Vec<Value> = state
         .templates
         .list()?
         .iter()
+        // Sluice has no subaccounts, so no template is shared with them.
+        .filter(|_| query.shared_with_subaccounts != Some(true))
         .filter_map(|t| t.version(query.draft).map(|v| summary(t, v)))
         .collect();
     Ok(Json(json!({ "results": results })))

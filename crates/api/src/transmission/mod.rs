@@ -82,6 +82,7 @@ pub async fn create(
         errors,
         failures,
     } = outcomes;
+    let failed_generation = failures.len();
     if !failures.is_empty() {
         state.log.append(failures)?;
     }
@@ -90,6 +91,7 @@ pub async fn create(
         &transmission,
         accepted,
         errors,
+        failed_generation,
         query.num_rcpt_errors,
     )
     .await
@@ -273,6 +275,11 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
     if let Some(return_path) = &request.return_path {
         address::check_email(return_path)
             .map_err(|e| ApiError::invalid(format!("return_path: {e}")))?;
+    }
+    if content.ab_test_id.is_some() {
+        return Err(ApiError::invalid(
+            "content.ab_test_id: A/B tests are not supported; name a template with template_id",
+        ));
     }
     let use_draft = content.use_draft_template.unwrap_or(false);
     let (compiled, template) = match content.template_id.clone() {
@@ -531,6 +538,7 @@ async fn answer(
     t: &Transmission,
     accepted: Vec<NewMessage>,
     mut errors: Vec<Value>,
+    failed_generation: usize,
     cap: Option<usize>,
 ) -> Result<Json<Value>, ApiError> {
     let (accepted_count, rejected_count) = (accepted.len(), errors.len());
@@ -547,7 +555,12 @@ async fn answer(
             first.as_str().unwrap_or(""),
         ));
     }
-    record::store(state, &record::summary(t, accepted_count, rejected_count))?;
+    // Recipients refused before rendering were never part of the transmission; those whose
+    // rendering failed were, as SparkPost's `num_failed_gen` counts them.
+    record::store(
+        state,
+        &record::summary(t, accepted_count, failed_generation),
+    )?;
     state.spool.accept(accepted).await?;
     tracing::info!(transmission_id = %t.id, accepted = accepted_count, rejected = rejected_count, "transmission accepted");
     let mut results = json!({

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The stored summary of one transmission, in the shape the API returns.
-pub(super) fn summary(t: &Transmission, accepted: usize, rejected: usize) -> Value {
+pub(super) fn summary(t: &Transmission, accepted: usize, failed_generation: usize) -> Value {
     let now = iso8601_ms(now_ms());
     let template_id = t.template.as_ref().map_or("inline", |(id, _)| id.as_str());
     json!({
@@ -27,10 +27,10 @@ pub(super) fn summary(t: &Transmission, accepted: usize, rejected: usize) -> Val
         "state": "Success",
         "campaign_id": t.campaign_id,
         "content": {"template_id": template_id, "use_draft_template": t.use_draft},
-        "num_rcpts": accepted + rejected,
+        "num_rcpts": accepted + failed_generation,
         "num_generated": accepted,
-        "num_failed_gen": rejected,
-        "rcpt_list_chunk_size": accepted + rejected,
+        "num_failed_gen": failed_generation,
+        "rcpt_list_chunk_size": accepted + failed_generation,
         "rcpt_list_total_chunks": 1,
         "generation_start_time": now,
         "generation_end_time": now,

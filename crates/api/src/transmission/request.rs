@@ -73,6 +73,8 @@ pub struct Content {
     pub headers: Option<Map<String, Value>>,
     /// A stored template, used instead of the inline fields.
     pub template_id: Option<String>,
+    /// An A/B test of templates: refused, as A/B testing is not built.
+    pub ab_test_id: Option<String>,
     /// Use the template's draft.
     pub use_draft_template: Option<bool>,
     /// A whole message as raw MIME, used instead of the inline fields.
