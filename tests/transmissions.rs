@@ -253,3 +253,23 @@ async fn cc_copies_show_every_primary_recipient_and_work_with_stored_templates()
         sink.drain_messages();
     }
 }
+
+#[tokio::test]
+async fn without_a_return_path_the_built_ins_show_the_from_address() {
+    let sink = sink().await;
+    let server = Server::start("env-from", &fast_config(&hop(sink.addr()))).await;
+    let request = json!({
+        "recipients": [{"address": "ann@example.test"}],
+        "content": {"from": "shop@sender.test", "subject": "s", "text": "[{{return_path}}][{{env_from}}]"},
+    });
+    send(&server, request).await;
+    let received = sink.wait_for_messages(1, WAIT).await;
+    assert_eq!(received[0].mail_from, "shop@sender.test");
+    assert!(
+        received[0]
+            .body_text()
+            .contains("[shop@sender.test][shop@sender.test]"),
+        "{}",
+        received[0].body_text()
+    );
+}

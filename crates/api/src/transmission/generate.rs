@@ -207,6 +207,23 @@ impl Prepared {
         self.amp_html.is_some()
     }
 
+    /// The From address when it holds no substitutions: the envelope sender of a message
+    /// without a `return_path`, known before any recipient is rendered.
+    pub fn fixed_from(&self) -> Option<String> {
+        if !self.from_email.template.is_static() {
+            return None;
+        }
+        let (empty, builtins) = (Map::new(), Map::new());
+        let context = Context {
+            layers: vec![&empty],
+            builtins: &builtins,
+            dynamic: None,
+            snippets: None,
+            snippet_calls: Default::default(),
+        };
+        self.from_email.template.render(&context).ok()
+    }
+
     /// Whether the `CC` header names `email`: a copy to it is a cc, otherwise a bcc.
     pub fn cc_mentions(&self, email: &str) -> bool {
         cc_mentions(self.cc.as_deref(), email)

@@ -413,6 +413,12 @@ fn generate(
     let id = state.ids.message_id();
     let facts = facts(t, recipient, &address, id, tags);
     let return_path = recipient.return_path.clone().or(t.return_path.clone());
+    // Without a return_path the envelope sender is the From address, which the built-ins
+    // show too when it is known before rendering.
+    let envelope_sender = return_path.clone().or_else(|| match &t.content {
+        Compiled::Inline(prepared) => prepared.fixed_from(),
+        Compiled::Raw(_) => None,
+    });
     let addressing = Addressing {
         message_id: &id.to_string(),
         to: address.shown_in_to(),
@@ -425,7 +431,7 @@ fn generate(
         let builtins = builtins(
             &address.email,
             address.name.as_deref(),
-            return_path.as_deref().unwrap_or(""),
+            envelope_sender.as_deref().unwrap_or(""),
         );
         let empty = Map::new();
         let context = Context {
