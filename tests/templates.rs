@@ -510,8 +510,20 @@ async fn reads_without_draft_give_the_version_written_last() {
     let (_, got) = server.get("/templates/t").await;
     assert_eq!(got["results"]["content"]["subject"], "p2", "{got}");
     assert_eq!(got["results"]["published"], true, "{got}");
+    assert!(
+        got["results"].get("last_use").is_none(),
+        "never used: {got}"
+    );
     let (_, draft) = server.get("/templates/t?draft=true").await;
     assert_eq!(draft["results"]["content"]["subject"], "d1", "{draft}");
+    // A preview needs no data: no body at all is an empty one.
+    let preview = reqwest::Client::new()
+        .post(format!("{}/templates/t/preview", server.api))
+        .header("Authorization", support::KEY)
+        .send()
+        .await
+        .expect("a preview");
+    assert_eq!(preview.status().as_u16(), 200);
     for (query, published) in [("", true), ("?draft=false", true), ("?draft=true", false)] {
         let (_, list) = server.get(&format!("/templates{query}")).await;
         let entry = &list["results"][0];

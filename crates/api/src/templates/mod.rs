@@ -189,7 +189,12 @@ pub async fn preview(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require("templates/view")?;
-    let body: PreviewBody = parse_body(&body)?;
+    // A preview needs no data, so no body at all is an empty one.
+    let body: PreviewBody = if body.is_empty() {
+        PreviewBody::default()
+    } else {
+        parse_body(&body)?
+    };
     let template = load(&state, &id)?;
     let version = chosen(&template, query.draft)?;
     let compiled = render::compile(&version.content)?;
@@ -246,7 +251,7 @@ fn is_published(template: &StoredTemplate, version: &Version) -> bool {
 /// The fields every listing shows, for one of the template's versions: whether it is the
 /// published one, and when it was written.
 fn summary(template: &StoredTemplate, version: &Version) -> Value {
-    json!({
+    let mut summary = json!({
         "id": template.id,
         "name": template.name,
         "description": template.description,
@@ -254,7 +259,11 @@ fn summary(template: &StoredTemplate, version: &Version) -> Value {
         "has_draft": template.draft.is_some(),
         "has_published": template.published.is_some(),
         "last_update_time": iso8601_ms(version.updated_ms),
-        "last_use": template.last_use_ms.map(iso8601_ms),
         "shared_with_subaccounts": false,
-    })
+    });
+    // Only a template that was used has a `last_use`.
+    if let Some(used) = template.last_use_ms {
+        summary["last_use"] = iso8601_ms(used).into();
+    }
+    summary
 }
