@@ -69,7 +69,8 @@ impl fmt::Write for EscapingWriter<'_> {
 ///
 /// A URL starts at a literal `http://` or `https://` (any case) and ends at whitespace, a
 /// quote or an angle bracket; those are the characters that end an `href` value or a bare
-/// link in text.
+/// link in text. Which quote opened the attribute is not recorded, so a single quote inside a
+/// double-quoted `href` ends the URL too: what follows is HTML-escaped but not URL-encoded.
 pub(crate) fn in_url_after(mut in_url: bool, text: &str) -> bool {
     let bytes = text.as_bytes();
     let mut i = 0;
