@@ -321,6 +321,11 @@ async fn bad_requests_are_refused_and_queue_nothing() {
             422,
             "1300",
         ),
+        (
+            json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "headers": {"Content-Disposition": "attachment"}}}),
+            422,
+            "1300",
+        ),
         // Address headers must hold addresses, and a single-instance header comes once.
         (
             json!({"recipients": [{"address": "a@example.test"}], "content": {"from": "a@sender.test", "subject": "s", "text": "t", "reply_to": "the help desk"}}),

@@ -148,8 +148,11 @@ fn reserved_header(name: &str) -> Option<&'static str> {
         "reply-to" => "use content.reply_to",
         "to" => "recipients set it (address.header_to for copies)",
         "bcc" | "resent-bcc" => "a Bcc header would show every blind copy's recipient",
+        // Content-Language describes the message, not its structure, and may be set.
+        name if name.starts_with("content-") && name != "content-language" => {
+            "the MIME structure is built from the content"
+        }
         "mime-version" => "the MIME structure is built from the content",
-        name if name.starts_with("content-") => "the MIME structure is built from the content",
         "message-id" | "date" | "dkim-signature" | "return-path" => "Sluice writes it",
         _ => return None,
     };
