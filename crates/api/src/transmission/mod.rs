@@ -62,6 +62,9 @@ struct Transmission {
     template: Option<(String, String)>,
     /// Whether that version is the template's draft.
     use_draft: bool,
+    /// The From address when it holds no substitutions: without a `return_path`, it is the
+    /// envelope sender, which the built-ins show.
+    fixed_from: Option<String>,
 }
 
 /// Creates a transmission.
@@ -305,6 +308,10 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
         pool,
         due_ms,
         scheduled,
+        fixed_from: match &compiled {
+            Compiled::Inline(prepared) => prepared.fixed_from(),
+            Compiled::Raw(_) => None,
+        },
         content: compiled,
         use_draft: use_draft && template.is_some(),
         template,
@@ -413,12 +420,7 @@ fn generate(
     let id = state.ids.message_id();
     let facts = facts(t, recipient, &address, id, tags);
     let return_path = recipient.return_path.clone().or(t.return_path.clone());
-    // Without a return_path the envelope sender is the From address, which the built-ins
-    // show too when it is known before rendering.
-    let envelope_sender = return_path.clone().or_else(|| match &t.content {
-        Compiled::Inline(prepared) => prepared.fixed_from(),
-        Compiled::Raw(_) => None,
-    });
+    let envelope_sender = return_path.as_ref().or(t.fixed_from.as_ref());
     let addressing = Addressing {
         message_id: &id.to_string(),
         to: address.shown_in_to(),
@@ -431,7 +433,7 @@ fn generate(
         let builtins = builtins(
             &address.email,
             address.name.as_deref(),
-            envelope_sender.as_deref().unwrap_or(""),
+            envelope_sender.map_or("", String::as_str),
         );
         let empty = Map::new();
         let context = Context {
