@@ -138,6 +138,8 @@ pub struct Prepared {
     amp_html: Option<Field>,
     /// The `CC` header as written, to tell cc copies from bcc ones.
     cc: Option<String>,
+    /// The From address when it holds no substitutions.
+    fixed_from: Option<String>,
     files: Arc<Files>,
 }
 
@@ -182,8 +184,14 @@ impl Prepared {
                 .map(|s| field(name, &s, if substitute { Some(part) } else { None }))
                 .transpose()
         };
+        let from_email = field("Header:From", &content.from_email, Some(Part::Header))?;
+        let fixed_from = from_email
+            .template
+            .is_static()
+            .then(|| content.from_email.clone());
         Ok(Prepared {
-            from_email: field("Header:From", &content.from_email, Some(Part::Header))?,
+            from_email,
+            fixed_from,
             from_name: content
                 .from_name
                 .map(|n| field("Header:From", &n, Some(Part::Header)))
@@ -209,19 +217,8 @@ impl Prepared {
 
     /// The From address when it holds no substitutions: the envelope sender of a message
     /// without a `return_path`, known before any recipient is rendered.
-    pub fn fixed_from(&self) -> Option<String> {
-        if !self.from_email.template.is_static() {
-            return None;
-        }
-        let (empty, builtins) = (Map::new(), Map::new());
-        let context = Context {
-            layers: vec![&empty],
-            builtins: &builtins,
-            dynamic: None,
-            snippets: None,
-            snippet_calls: Default::default(),
-        };
-        self.from_email.template.render(&context).ok()
+    pub fn fixed_from(&self) -> Option<&str> {
+        self.fixed_from.as_deref()
     }
 
     /// Whether the `CC` header names `email`: a copy to it is a cc, otherwise a bcc.

@@ -309,7 +309,7 @@ fn prepare(state: &AppState, request: TransmissionRequest) -> Result<Transmissio
         due_ms,
         scheduled,
         fixed_from: match &compiled {
-            Compiled::Inline(prepared) => prepared.fixed_from(),
+            Compiled::Inline(prepared) => prepared.fixed_from().map(str::to_string),
             Compiled::Raw(_) => None,
         },
         content: compiled,
