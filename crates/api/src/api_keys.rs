@@ -208,28 +208,33 @@ fn checked_grants(grants: Vec<String>) -> Result<Vec<String>, ApiError> {
             "grants: unknown grant {unknown:?}"
         )));
     }
-    let mut stored: Vec<String> = Vec::with_capacity(grants.len());
-    for grant in grants {
-        if !stored.contains(&grant) {
-            stored.push(grant);
+    Ok(first_of_each(grants))
+}
+
+/// `items` with every repeat dropped, the first of each kept in place.
+fn first_of_each(items: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for item in items {
+        if !kept.contains(&item) {
+            kept.push(item);
         }
     }
-    Ok(stored)
+    kept
 }
 
 /// `valid_ips` as stored: each entry checked and in its canonical form (trimmed, an
 /// IPv4-mapped address as IPv4), duplicates dropped, the first kept in place.
 fn checked_ips(ips: Vec<String>) -> Result<Vec<String>, ApiError> {
-    let mut stored: Vec<String> = Vec::with_capacity(ips.len());
-    for (i, ip) in ips.iter().enumerate() {
-        let range = IpRange::parse(ip)
-            .map_err(|e| ApiError::invalid(format!("valid_ips[{i}]: {e}")))?
-            .to_string();
-        if !stored.contains(&range) {
-            stored.push(range);
-        }
-    }
-    Ok(stored)
+    let ranges = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            IpRange::parse(ip)
+                .map(|range| range.to_string())
+                .map_err(|e| ApiError::invalid(format!("valid_ips[{i}]: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(first_of_each(ranges))
 }
 
 fn load(state: &AppState, id: &str) -> Result<KeyRecord, ApiError> {
