@@ -513,7 +513,7 @@ pub fn build_mime(rendered: &Rendered, addressing: &Addressing<'_>) -> Result<Ve
 /// encoded, as SMTP without SMTPUTF8 carries no other header bytes; so is free text (Subject,
 /// `X-` fields) with a word too long for one line. A structured field with such a word is left
 /// whole, and refused for its line length.
-fn header_value<'x>(name: &str, value: &'x str) -> HeaderType<'x> {
+pub(super) fn header_value<'x>(name: &str, value: &'x str) -> HeaderType<'x> {
     let fits = || {
         value
             .split([' ', '\t'])

@@ -13,8 +13,6 @@ use std::ops::Range;
 
 use mail_builder::headers::content_type::ContentType as BuiltContentType;
 use mail_builder::headers::date::Date;
-use mail_builder::headers::raw::Raw;
-use mail_builder::headers::text::Text;
 use mail_builder::headers::Header as _;
 use mail_builder::mime::MimePart;
 use mail_parser::decoders::charsets::map::charset_decoder;
@@ -24,7 +22,8 @@ use sluice_template::{Context, Part, Template};
 use super::address::{address_list, check_email, is_address_field};
 use super::content::{is_unstructured, repeated_single_instance};
 use super::generate::{
-    canonical_crlf, cc_mentions, check_header_value, check_line_lengths, crlf, syntax_error, Built,
+    canonical_crlf, cc_mentions, check_header_value, check_line_lengths, crlf, header_value,
+    syntax_error, Built,
 };
 use super::{check_len, MAX_CONTENT};
 use crate::error::ApiError;
@@ -219,15 +218,13 @@ impl RawContent {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         let indent = name.len() + 2;
-        if value.is_ascii() {
-            Raw::new(value.as_str()).write_header(out, indent);
-        } else if is_address_field(name) {
+        if !value.is_ascii() && is_address_field(name) {
             // Encoding the whole value would hide its addresses inside an encoded word.
             address_list(name, &value)
                 .map_err(|e| format!("header {e}, after substitution"))?
                 .write_header(out, indent);
         } else {
-            Text::new(value.as_str()).write_header(out, indent);
+            header_value(name, &value).write_header(out, indent);
         }
         Ok(())
     }
